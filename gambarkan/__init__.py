@@ -1,0 +1,41 @@
+"""gambarkan: turn an Indonesian (or English, or mixed) prompt into images with Stable Diffusion.
+
+Public API: ``generate``, ``GenerationRequest``, ``GenerationResult``, ``__version__``.
+Importing this package is cheap; torch and diffusers load on the first generation.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0"
+
+__all__ = ["generate", "GenerationRequest", "GenerationResult", "GambarkanError", "__version__"]
+
+if TYPE_CHECKING:
+    from gambarkan.errors import GambarkanError
+    from gambarkan.request import GenerationRequest, GenerationResult
+
+
+def generate(request: GenerationRequest | None = None, /, **fields: Any) -> GenerationResult:
+    """Make images for ``request`` (or for a request built from ``fields``) with the default engine."""
+    from gambarkan.engine.generate import default_engine
+    from gambarkan.request import GenerationRequest
+
+    if request is None:
+        request = GenerationRequest(**fields)
+    elif fields:
+        request = request.merged(**fields)
+    return default_engine().generate(request)
+
+
+def __getattr__(name: str) -> Any:
+    if name in ("GenerationRequest", "GenerationResult"):
+        from gambarkan import request
+
+        return getattr(request, name)
+    if name == "GambarkanError":
+        from gambarkan.errors import GambarkanError
+
+        return GambarkanError
+    raise AttributeError(name)

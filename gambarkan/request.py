@@ -1,0 +1,189 @@
+"""GenerationRequest and GenerationResult: the one request/response pair every surface uses.
+
+A request is a value validated once at construction; everything downstream trusts it.
+Fields left as ``None`` are filled from the chosen preset, then from ``DEFAULTS``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from gambarkan.errors import InvalidRequestError
+
+DEFAULTS: dict[str, Any] = {
+    "sampler": "DPM++ 2M Karras",
+    "steps": 25,
+    "cfg": 7.0,
+    "width": 512,
+    "height": 512,
+    "clip_skip": 1,
+}
+
+MAX_SEED = 2**32 - 1
+LIMITS = {"steps": (1, 150), "cfg": (0.0, 30.0), "size": (64, 2048), "batch_size": (1, 16), "count": (1, 100)}
+
+
+def _nearest_multiple_of_8(value: int) -> int:
+    return max(64, int(round(value / 8)) * 8)
+
+
+class GenerationRequest(BaseModel):
+    """Everything needed to make images; invalid values raise InvalidRequestError at once."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    prompt: str
+    negative_prompt: str = ""
+    model: str | None = None
+    preset: str | None = None
+    sampler: str | None = None
+    steps: int | None = Field(None, ge=LIMITS["steps"][0], le=LIMITS["steps"][1])
+    cfg: float | None = Field(None, ge=LIMITS["cfg"][0], le=LIMITS["cfg"][1])
+    width: int | None = None
+    height: int | None = None
+    seed: int = Field(-1, ge=-1, le=MAX_SEED)
+    batch_size: int = Field(1, ge=LIMITS["batch_size"][0], le=LIMITS["batch_size"][1])
+    count: int = Field(1, ge=LIMITS["count"][0], le=LIMITS["count"][1])
+    clip_skip: int | None = Field(None, ge=1, le=12)
+    device: Literal["auto", "cpu", "cuda", "mps"] = "auto"
+    dtype: Literal["auto", "fp32", "fp16", "bf16"] = "auto"
+    memory: Literal["auto", "high", "low", "minimal"] = "auto"
+    translator: str | None = None
+    translate: bool = True
+    out_dir: str | None = None
+    save: bool = True
+    offline: bool = False
+
+    def __init__(self, **data: Any) -> None:
+        try:
+            super().__init__(**data)
+        except ValidationError as exc:
+            raise InvalidRequestError(*_explain(exc)) from None
+
+    @field_validator("width", "height")
+    @classmethod
+    def _check_size(cls, value: int | None, info: Any) -> int | None:
+        if value is None:
+            return value
+        lo, hi = LIMITS["size"]
+        if not lo <= value <= hi:
+            raise ValueError(f"{info.field_name} {value} is out of range ({lo}-{hi})")
+        if value % 8:
+            raise ValueError(
+                f"{info.field_name} {value} is not a multiple of 8 (try {_nearest_multiple_of_8(value)})"
+            )
+        return value
+
+    @field_validator("sampler")
+    @classmethod
+    def _check_sampler(cls, value: str | None) -> str | None:
+        if value is None:
+            return value
+        from gambarkan.engine.samplers import get_sampler
+
+        return get_sampler(value).name  # raises InvalidRequestError with suggestions
+
+    @field_validator("prompt", "negative_prompt")
+    @classmethod
+    def _check_text(cls, value: str) -> str:
+        if "\x00" in value:
+            raise ValueError("prompt contains a NUL character")
+        if len(value) > 20_000:
+            raise ValueError("prompt is longer than 20000 characters")
+        return value
+
+    def merged(self, **changes: Any) -> GenerationRequest:
+        """Return a copy with ``changes`` applied and validated again."""
+        data = self.model_dump()
+        data.update(changes)
+        return GenerationRequest(**data)
+
+
+def _explain(exc: ValidationError) -> tuple[str, str | None]:
+    """Turn pydantic's multi-line report into our one-line message and hint."""
+    err = exc.errors()[0]
+    field_name = ".".join(str(p) for p in err.get("loc", ())) or "request"
+    msg = str(err.get("msg", "invalid value"))
+    msg = msg.removeprefix("Value error, ")
+    if err.get("type") == "extra_forbidden":
+        return f"unknown option '{field_name}'", "see: gambarkan generate --help"
+    ctx = err.get("ctx") or {}
+    if "ge" in ctx or "le" in ctx:
+        return f"{field_name} {err.get('input')!r} is out of range: {msg}", None
+    if field_name in msg:
+        return msg, None
+    return f"invalid {field_name}: {msg}", None
+
+
+@dataclass
+class GeneratedImage:
+    """One image of a result, with what is needed to make it again alone."""
+
+    image: Any  # PIL.Image.Image
+    seed: int
+    index: int
+    path: Path | None = None
+    parameters: str = ""
+
+
+@dataclass
+class GenerationResult:
+    """What generate() returns: images plus the final settings actually used."""
+
+    images: list[GeneratedImage]
+    prompt: str
+    negative_prompt: str
+    original_prompt: str
+    original_negative_prompt: str
+    model: str
+    model_hash: str | None
+    sampler: str
+    steps: int
+    cfg: float
+    width: int
+    height: int
+    clip_skip: int
+    seed: int
+    preset: str | None = None
+    translator: str | None = None
+    device: str = "cpu"
+    dtype: str = "fp32"
+    timings: dict[str, float] = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def seeds(self) -> list[int]:
+        return [img.seed for img in self.images]
+
+    @property
+    def paths(self) -> list[Path | None]:
+        return [img.path for img in self.images]
+
+    def to_dict(self) -> dict[str, Any]:
+        """The ``--json`` shape: plain JSON types only."""
+        return {
+            "images": [{"path": str(i.path) if i.path else None, "seed": i.seed} for i in self.images],
+            "prompt": self.prompt,
+            "negative_prompt": self.negative_prompt,
+            "original_prompt": self.original_prompt,
+            "original_negative_prompt": self.original_negative_prompt,
+            "model": self.model,
+            "model_hash": self.model_hash,
+            "preset": self.preset,
+            "translator": self.translator,
+            "sampler": self.sampler,
+            "steps": self.steps,
+            "cfg": self.cfg,
+            "width": self.width,
+            "height": self.height,
+            "clip_skip": self.clip_skip,
+            "seed": self.seed,
+            "device": self.device,
+            "dtype": self.dtype,
+            "timings": {k: round(v, 4) for k, v in self.timings.items()},
+            **({"extra": self.extra} if self.extra else {}),
+        }
