@@ -1,0 +1,315 @@
+"""Model packages (presets): what to download, under which licence, with which best settings.
+
+Built-in packages live in ``catalog.toml`` beside this file; the user's own packages (written by
+``gambarkan models add``) live in ``<config_dir>/models.toml`` with the same fields and overlay
+the built-ins by name. Nothing here imports torch or touches the network.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10
+    import tomli as tomllib  # type: ignore[no-redef]
+
+from gambarkan.errors import InvalidRequestError, UnknownModelError, did_you_mean
+
+CATALOG_FILE = Path(__file__).with_name("catalog.toml")
+USER_FILE_NAME = "models.toml"
+DEFAULT_PRESET = "umum"
+KINDS = ("sd15", "sd2", "sdxl")
+NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,39}$")
+HUB_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*$")
+
+#: Typical sizes per family, used for user packages that do not say.
+KIND_DEFAULTS: dict[str, dict[str, Any]] = {
+    "sd15": {"width": 512, "height": 512, "min_vram_mb": 2048, "min_ram_mb": 8192, "download_mb": 2140},
+    "sd2": {"width": 768, "height": 768, "min_vram_mb": 3072, "min_ram_mb": 8192, "download_mb": 2600},
+    "sdxl": {"width": 1024, "height": 1024, "min_vram_mb": 8192, "min_ram_mb": 16384, "download_mb": 6940},
+}
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """One package: where its weights come from, its licence, needs and best settings."""
+
+    name: str
+    title_id: str
+    title_en: str
+    description_id: str
+    description_en: str
+    kind: str
+    source: str
+    revision: str
+    variant: str
+    files: tuple[str, ...]
+    vae_source: str
+    vae_revision: str
+    vae_files: tuple[str, ...]
+    config: str
+    license: str
+    license_url: str
+    download_mb: int
+    min_vram_mb: int
+    min_ram_mb: int
+    sampler: str
+    steps: int
+    cfg: float
+    width: int
+    height: int
+    clip_skip: int
+    negative_prompt: str
+    style: tuple[str, ...] = ()
+    builtin: bool = field(default=True, compare=False)
+
+    @property
+    def source_type(self) -> str:
+        """``hub`` (download into the HF cache), ``folder`` (local diffusers folder) or ``file``."""
+        if self.source.startswith(("/", "~", ".")) or os.sep in self.source.replace("/", "", 1):
+            return "file" if self.source.lower().endswith(".safetensors") else "folder"
+        path = Path(self.source).expanduser()
+        if path.is_file():
+            return "file"
+        if path.is_dir():
+            return "folder"
+        return "hub"
+
+    def title(self, lang: str = "id") -> str:
+        return self.title_en if lang == "en" else self.title_id
+
+    def description(self, lang: str = "id") -> str:
+        return self.description_en if lang == "en" else self.description_id
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["files"] = list(self.files)
+        data["vae_files"] = list(self.vae_files)
+        data["style"] = list(self.style)
+        data["source_type"] = self.source_type
+        return data
+
+
+#: Fields every built-in package must set (the schema test checks this list).
+REQUIRED_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(ModelSpec) if f.name not in ("name", "builtin"))
+_TUPLE_FIELDS = {"files", "vae_files", "style"}
+_INT_FIELDS = {"download_mb", "min_vram_mb", "min_ram_mb", "steps", "width", "height", "clip_skip"}
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with open(path, "rb") as handle:
+            return tomllib.load(handle)
+    except FileNotFoundError:
+        return {}
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise InvalidRequestError(f"cannot read model catalog {path}: {exc}", "fix or delete that file") from None
+
+
+def _spec_from_table(name: str, table: dict[str, Any], *, builtin: bool) -> ModelSpec:
+    """Build a ModelSpec from one ``[packages.NAME]`` table; user tables may leave fields out."""
+    data = dict(table)
+    if not builtin:
+        data = _fill_user_defaults(name, data)
+    missing = [f for f in REQUIRED_FIELDS if f not in data]
+    if missing:
+        raise InvalidRequestError(f"model package '{name}' is missing {', '.join(missing)}", "add those fields to the catalog")
+    unknown = sorted(set(data) - set(REQUIRED_FIELDS))
+    if unknown:
+        raise InvalidRequestError(f"model package '{name}' has unknown field(s) {', '.join(unknown)}", "remove them from the catalog")
+    values: dict[str, Any] = {}
+    for key in REQUIRED_FIELDS:
+        value = data[key]
+        if key in _TUPLE_FIELDS:
+            value = tuple(str(v) for v in value)
+        elif key in _INT_FIELDS:
+            value = int(value)
+        elif key == "cfg":
+            value = float(value)
+        else:
+            value = str(value)
+        values[key] = value
+    if values["kind"] not in KINDS:
+        raise InvalidRequestError(f"model package '{name}' has kind '{values['kind']}'", f"use one of: {', '.join(KINDS)}")
+    return ModelSpec(name=name, builtin=builtin, **values)
+
+
+def _fill_user_defaults(name: str, data: dict[str, Any]) -> dict[str, Any]:
+    from gambarkan.request import DEFAULTS
+
+    kind = str(data.get("kind") or "sd15")
+    base: dict[str, Any] = {
+        "title_id": name,
+        "title_en": name,
+        "description_id": "Paket buatan pengguna.",
+        "description_en": "A package added by the user.",
+        "kind": kind,
+        "revision": "",
+        "variant": "",
+        "files": [],
+        "vae_source": "",
+        "vae_revision": "",
+        "vae_files": [],
+        "config": "",
+        "license": "unknown (check the model's own page)",
+        "license_url": "",
+        "sampler": DEFAULTS["sampler"],
+        "steps": DEFAULTS["steps"],
+        "cfg": DEFAULTS["cfg"],
+        "clip_skip": DEFAULTS["clip_skip"],
+        "negative_prompt": "",
+        "style": [],
+        **KIND_DEFAULTS.get(kind, KIND_DEFAULTS["sd15"]),
+    }
+    base.update(data)
+    return base
+
+
+def builtin_packages() -> dict[str, ModelSpec]:
+    """The packages shipped in catalog.toml, in file order."""
+    tables = _read_toml(CATALOG_FILE).get("packages", {})
+    return {name: _spec_from_table(name, table, builtin=True) for name, table in tables.items()}
+
+
+def user_catalog_path(settings: Any) -> Path:
+    """Where ``gambarkan models add`` writes: ``<config_dir>/models.toml``."""
+    return Path(settings.config_dir) / USER_FILE_NAME
+
+
+def user_packages(settings: Any) -> dict[str, ModelSpec]:
+    """The user's own packages (empty when the file does not exist)."""
+    if settings is None:
+        return {}
+    tables = _read_toml(user_catalog_path(settings)).get("packages", {})
+    return {name: _spec_from_table(name, table, builtin=False) for name, table in tables.items()}
+
+
+def load_catalog(settings: Any = None) -> dict[str, ModelSpec]:
+    """All packages by name: built-ins overlaid by the user's (same name -> user wins)."""
+    packages = builtin_packages()
+    packages.update(user_packages(settings))
+    return packages
+
+
+def get_package(name: str, settings: Any = None) -> ModelSpec:
+    """Look a package up by name (case-insensitive); UnknownModelError with suggestions."""
+    packages = load_catalog(settings)
+    key = name.strip().lower()
+    if key in packages:
+        return packages[key]
+    suggestion = did_you_mean(name, packages)
+    hint = f"{suggestion} see: gambarkan models list" if suggestion else "see: gambarkan models list"
+    raise UnknownModelError(f"unknown preset '{name}'", hint)
+
+
+# --- user packages -----------------------------------------------------------------------
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    text = str(value)
+    escaped = text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n").replace("\t", "\\t")
+    escaped = "".join(c if c.isprintable() else f"\\u{ord(c):04x}" for c in escaped)
+    return f'"{escaped}"'
+
+
+def dump_packages(tables: dict[str, dict[str, Any]]) -> str:
+    """Write ``{name: {field: value}}`` as TOML ``[packages.name]`` tables (strings, numbers, lists)."""
+    lines = ["# gambarkan user model packages (written by `gambarkan models add`).", ""]
+    for name, table in tables.items():
+        lines.append(f"[packages.{name}]")
+        for key, value in table.items():
+            lines.append(f"{key} = {_toml_value(value)}")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "w", encoding="utf-8") as handle:
+        handle.write(text)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(tmp, path)
+
+
+def detect_kind(source: str) -> str:
+    """SD family of a local folder or .safetensors file (reads configs / tensor names only)."""
+    from gambarkan.engine.pipelines import detect_file_arch, detect_folder_arch
+    from gambarkan.models.safety import check_file
+
+    path = Path(source).expanduser()
+    if path.is_dir():
+        return detect_folder_arch(path)
+    return detect_file_arch(check_file(path))
+
+
+def add_user_package(settings: Any, name: str, source: str, *, allow_pickle: bool = False, **overrides: Any) -> ModelSpec:
+    """Validate ``source`` (Hub id, folder, .safetensors file) and save package ``name``.
+
+    ``overrides`` may set any catalog field (sampler, steps, cfg, width, height, clip_skip,
+    negative_prompt, style, kind, revision, license ...). A local source is checked now
+    (format by bytes, SD family detected) so a bad package fails here and not at generate time.
+    """
+    from gambarkan.models.safety import check_folder
+
+    name = name.strip().lower()
+    if not NAME_RE.match(name):
+        raise InvalidRequestError(f"invalid package name '{name}'", "use lowercase letters, digits, '-' or '_' (max 40)")
+    overrides = {k: v for k, v in overrides.items() if v is not None}
+    unknown = sorted(set(overrides) - set(REQUIRED_FIELDS))
+    if unknown:
+        raise InvalidRequestError(f"unknown package field(s) {', '.join(unknown)}", "see: gambarkan models add --help")
+    if "sampler" in overrides:
+        from gambarkan.engine.samplers import get_sampler
+
+        overrides["sampler"] = get_sampler(str(overrides["sampler"])).name
+    path = Path(source).expanduser()
+    if path.exists():
+        if path.is_dir():
+            check_folder(path, allow_pickle=allow_pickle)
+        elif path.suffix.lower() != ".safetensors":
+            from gambarkan.models.safety import check_file
+
+            check_file(path, allow_pickle=allow_pickle)  # refuses pickles with a clear message
+            raise InvalidRequestError(f"{path.name} is not a .safetensors file", "give a .safetensors file or a diffusers folder")
+        overrides.setdefault("kind", detect_kind(str(path)))
+        source = str(path.resolve())
+    elif not HUB_ID_RE.match(source):
+        raise UnknownModelError(
+            f"model source not found: {source}", "give an existing folder, a .safetensors file or a Hub id like owner/name"
+        )
+    else:
+        overrides.setdefault("files", ["*.json", "*.txt", "**/*.json", "**/*.txt", "**/*.safetensors"])
+    table = {"source": source, **overrides}
+    for key in ("files", "vae_files", "style"):
+        if key in table:
+            table[key] = list(table[key])
+    spec = _spec_from_table(name, table, builtin=False)  # validates before anything is written
+    path_file = user_catalog_path(settings)
+    tables = _read_toml(path_file).get("packages", {})
+    tables[name] = table
+    _write_atomic(path_file, dump_packages(tables))
+    return spec
+
+
+def remove_user_package(settings: Any, name: str) -> bool:
+    """Drop ``name`` from the user catalog; False when it was not a user package."""
+    path_file = user_catalog_path(settings)
+    tables = _read_toml(path_file).get("packages", {})
+    if name not in tables:
+        return False
+    del tables[name]
+    _write_atomic(path_file, dump_packages(tables))
+    return True

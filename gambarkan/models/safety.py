@@ -1,0 +1,135 @@
+"""Decide whether a weight file is safe to load, by its bytes and never by unpickling it.
+
+Safetensors files are plain tensors plus a JSON header: we validate the header. Pickle-based
+files (``.ckpt``, ``.bin``, ``.pt``: torch zip archives or raw pickles) can run arbitrary code
+when loaded, so they are refused unless the user passes ``--allow-pickle``; even then they are
+scanned with ``picklescan`` (which reads pickle opcodes without executing them) and refused when
+they import anything outside a small allow-list of tensor-rebuilding globals.
+"""
+
+from __future__ import annotations
+
+import json
+import struct
+from pathlib import Path
+from typing import Any
+
+from gambarkan.errors import DependencyMissingError, ModelLoadError, UnsafeFileError
+
+MAX_HEADER_BYTES = 100 * 1024 * 1024
+PICKLE_SUFFIXES = (".ckpt", ".bin", ".pt", ".pth", ".pkl", ".pickle")
+WEIGHT_SUFFIXES = (".safetensors", *PICKLE_SUFFIXES)
+_PICKLE_PROTOCOL_MARKS = (b"\x80\x02", b"\x80\x03", b"\x80\x04", b"\x80\x05")
+
+
+def sniff_format(path: Path) -> str:
+    """``safetensors``, ``torch-zip``, ``pickle`` or ``unknown``, from the first bytes."""
+    with open(path, "rb") as handle:
+        head = handle.read(16)
+    if head[:4] == b"PK\x03\x04":
+        return "torch-zip"
+    if head[:2] in _PICKLE_PROTOCOL_MARKS:
+        return "pickle"
+    if len(head) >= 9:
+        (length,) = struct.unpack("<Q", head[:8])
+        if 2 <= length <= MAX_HEADER_BYTES and head[8:9] == b"{":
+            return "safetensors"
+    return "unknown"
+
+
+def read_safetensors_header(path: Path) -> dict[str, Any]:
+    """Parse a safetensors header and check every tensor lies inside the file."""
+    size = path.stat().st_size
+    with open(path, "rb") as handle:
+        head = handle.read(8)
+        if len(head) < 8:
+            raise ModelLoadError(f"{path.name} is truncated ({size} bytes)", "download the file again")
+        (length,) = struct.unpack("<Q", head)
+        if length > MAX_HEADER_BYTES or length + 8 > size:
+            raise ModelLoadError(f"{path.name} is not a valid .safetensors file (bad header length)", "download the file again")
+        raw = handle.read(length)
+    try:
+        header = json.loads(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        raise ModelLoadError(f"{path.name} is not a valid .safetensors file (unreadable header)", "download the file again") from None
+    if not isinstance(header, dict):
+        raise ModelLoadError(f"{path.name} is not a valid .safetensors file (header is not a table)", "download the file again")
+    data_size = size - 8 - length
+    end = 0
+    for name, info in header.items():
+        if name == "__metadata__":
+            continue
+        offsets = info.get("data_offsets") if isinstance(info, dict) else None
+        if not (isinstance(offsets, list) and len(offsets) == 2 and 0 <= offsets[0] <= offsets[1] <= data_size):
+            raise ModelLoadError(f"{path.name} is truncated or corrupt (tensor {name} lies outside the file)", "download the file again")
+        end = max(end, offsets[1])
+    if end != data_size:
+        raise ModelLoadError(f"{path.name} is corrupt ({data_size - end} unexpected bytes after the tensors)", "download the file again")
+    return header
+
+
+def _pickle_refusal(path: Path, fmt: str) -> UnsafeFileError:
+    kind = "a pickle" if fmt == "pickle" else "a PyTorch pickle archive"
+    return UnsafeFileError(
+        f"{path.name} is {kind}, which can run code when loaded; refusing to load it",
+        "use a .safetensors version of the model, or pass --allow-pickle to scan it and load it if it is clean",
+    )
+
+
+def scan_pickle(path: Path) -> None:
+    """Scan a pickle-based file with picklescan; UnsafeFileError if it imports anything unsafe."""
+    try:
+        from picklescan.scanner import scan_file_path
+    except ImportError:
+        raise DependencyMissingError(
+            "--allow-pickle needs the picklescan scanner", "install it: pip install 'gambarkan[scan]'"
+        ) from None
+    result = scan_file_path(str(path))
+    bad = sorted({f"{g.module}.{g.name}" for g in result.globals if str(g.safety.value) != "innocuous"})
+    if result.scan_err:
+        raise UnsafeFileError(f"{path.name} could not be scanned for unsafe code", "use a .safetensors version of the model")
+    if result.issues_count or any(str(g.safety.value) == "dangerous" for g in result.globals):
+        shown = ", ".join(bad[:4]) or "unknown"
+        raise UnsafeFileError(f"{path.name} contains unsafe code ({shown}); refusing to load it", "do not use this file")
+    if bad:  # "suspicious": not known to be dangerous, but not plain tensor data either
+        raise UnsafeFileError(f"{path.name} imports {', '.join(bad[:4])}, which a weight file should not need", "use a .safetensors version of the model")
+
+
+def check_file(path: Path | str, *, allow_pickle: bool = False) -> dict[str, Any]:
+    """Raise unless ``path`` is safe to load; returns the safetensors header (``{}`` for a scanned pickle).
+
+    The format is decided by the bytes, so a pickle renamed to ``.safetensors`` is still refused.
+    """
+    path = Path(path).expanduser()
+    if not path.is_file():
+        raise ModelLoadError(f"model file not found: {path}", "check the path")
+    fmt = sniff_format(path)
+    if fmt == "safetensors":
+        return read_safetensors_header(path)
+    if fmt in ("pickle", "torch-zip") or path.suffix.lower() in PICKLE_SUFFIXES:
+        if not allow_pickle:
+            raise _pickle_refusal(path, fmt if fmt != "unknown" else "pickle")
+        scan_pickle(path)
+        return {}
+    raise ModelLoadError(f"{path.name} is not a valid .safetensors file (unknown format or corrupt)", "download the file again")
+
+
+def check_folder(folder: Path | str, *, allow_pickle: bool = False) -> list[Path]:
+    """Check every weight file of a diffusers folder; returns the files that would be loaded.
+
+    A pickle weight that sits beside a safetensors one is ignored (diffusers loads the
+    safetensors file); a component whose only weights are pickles is refused or scanned.
+    """
+    folder = Path(folder).expanduser()
+    checked: list[Path] = []
+    for directory in [folder, *sorted(p for p in folder.iterdir() if p.is_dir())]:
+        files = sorted(p for p in directory.iterdir() if p.is_file() and p.name.lower().endswith(WEIGHT_SUFFIXES))
+        safes = [p for p in files if p.suffix.lower() == ".safetensors"]
+        for path in safes:
+            check_file(path, allow_pickle=allow_pickle)
+            checked.append(path)
+        if not safes:
+            for path in files:
+                check_file(path, allow_pickle=allow_pickle)
+                checked.append(path)
+    return checked
