@@ -47,7 +47,7 @@ SAMPLERS: tuple[Sampler, ...] = (
     Sampler("DPM2 a", "KDPM2AncestralDiscreteScheduler", {}, "ancestral DPM2"),
     Sampler("DPM2 a Karras", "KDPM2AncestralDiscreteScheduler", _K, "ancestral DPM2, Karras sigmas"),
     Sampler("DDIM", "DDIMScheduler", {}, "classic, deterministic"),
-    Sampler("PLMS", "PNDMScheduler", {}, "the original SD sampler"),
+    Sampler("PLMS", "PNDMScheduler", {"skip_prk_steps": True}, "the original SD sampler"),
     Sampler("UniPC", "UniPCMultistepScheduler", {}, "very few steps (10-15)"),
     Sampler("DEIS", "DEISMultistepScheduler", {}, "few steps"),
     Sampler("LCM", "LCMScheduler", {}, "for LCM models and LCM-LoRA, 2-8 steps"),

@@ -1,0 +1,6 @@
+"""``python -m gambarkan``."""
+
+from gambarkan.cli import main
+
+if __name__ == "__main__":
+    main(prog_name="gambarkan")

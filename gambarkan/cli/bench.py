@@ -1,0 +1,41 @@
+"""``gambarkan bench``: gambarkan's engine against plain diffusers, same process, alternating."""
+
+from __future__ import annotations
+
+import click
+
+from gambarkan.cli.common import err_console, handle_errors, print_json, quiet_libraries
+
+
+@click.command()
+@click.option("--model", "-m", default=None, help="Real model to time (default: full-size SD 1.5 architecture, random weights).")
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda", "mps"]), default="auto")
+@click.option("--dtype", type=click.Choice(["auto", "fp32", "fp16", "bf16"]), default="auto")
+@click.option("--width", "-W", type=int, default=None, help="Default: 256 on CPU, 512 on GPU.")
+@click.option("--height", "-H", type=int, default=None, help="Default: 256 on CPU, 512 on GPU.")
+@click.option("--steps", "-s", type=int, default=None, help="Default: 4 on CPU, 25 on GPU.")
+@click.option("--rounds", "-r", type=int, default=3, show_default=True, help="Timed runs of each path.")
+@click.option("--sampler", default="Euler", show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object with both timings and the ratio.")
+@handle_errors
+def bench(model: str | None, device: str, dtype: str, width: int | None, height: int | None, steps: int | None, rounds: int, sampler: str, as_json: bool) -> None:
+    """Time one generation through gambarkan and through plain diffusers; print the ratio.
+
+    Target: ratio <= 1.02 (gambarkan no slower than plain diffusers).
+    """
+    from gambarkan.bench import run_bench
+
+    quiet_libraries()
+    console = err_console()
+    if not as_json:
+        console.print("Building the model and warming up (first run only)...")
+    result = run_bench(model, device, dtype, width, height, steps, rounds, sampler, None if as_json else lambda i, n: console.print(f"round {i}/{n}"))
+    if as_json:
+        print_json(result.to_dict())
+        return
+    click.echo(
+        f"{result.model} on {result.device} ({result.dtype}), {result.width}x{result.height}, {result.steps} steps, {result.rounds} rounds\n"
+        f"  plain diffusers: {result.diffusers_s:.3f} s\n"
+        f"  gambarkan:       {result.gambarkan_s:.3f} s\n"
+        f"  ratio:           {result.ratio:.3f} (target <= 1.02)"
+    )

@@ -1,0 +1,371 @@
+"""The one ``generate(request) -> result``: resolve, translate, load, sample, save, record.
+
+Every surface calls ``Engine.generate``. The small ``_resolve``/``_translate``/
+``_conditioning``/``_record`` functions are the seams where presets, translation, prompt
+weighting and history plug in.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import random
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from gambarkan import __version__
+from gambarkan.config import Settings
+from gambarkan.errors import CancelledError, GambarkanError, OutOfMemoryError
+from gambarkan.request import DEFAULTS, GeneratedImage, GenerationRequest, GenerationResult
+
+
+@dataclass
+class Plan:
+    """A request with every value decided: what will actually run."""
+
+    model: str
+    sampler: str
+    steps: int
+    cfg: float
+    width: int
+    height: int
+    clip_skip: int
+    negative_prompt: str
+    preset: str | None = None
+    style: str = ""
+    config: str | None = None  # local config folder for single-file checkpoints
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Translation:
+    """Prompts as the text encoder will see them, plus what the user typed."""
+
+    prompt: str
+    negative_prompt: str
+    original_prompt: str
+    original_negative_prompt: str
+    translator: str | None = None
+
+
+@dataclass
+class Progress:
+    """One denoising step of one batch, for progress bars and live previews."""
+
+    batch_index: int
+    batch_count: int
+    step: int
+    steps: int
+    images_done: int
+    images_total: int
+    preview: Any = None  # PIL.Image when previews were asked for
+
+
+ProgressCallback = Callable[[Progress], None]
+
+
+def _resolve(request: GenerationRequest, settings: Settings) -> Plan:
+    """Fill unset values from the preset (models issue) and then from DEFAULTS."""
+
+    def pick(name: str) -> Any:
+        value = getattr(request, name)
+        return DEFAULTS[name] if value is None else value
+
+    return Plan(
+        model=request.model or settings.default_model,
+        sampler=pick("sampler"),
+        steps=pick("steps"),
+        cfg=pick("cfg"),
+        width=pick("width"),
+        height=pick("height"),
+        clip_skip=pick("clip_skip"),
+        negative_prompt=request.negative_prompt,
+        preset=request.preset,
+    )
+
+
+def _translate(prompt: str, negative: str, request: GenerationRequest, settings: Settings) -> Translation:
+    """Translate Indonesian parts to English (translation issue); identity for now."""
+    return Translation(prompt, negative, prompt, negative, None)
+
+
+def _conditioning(pipe: Any, prompt: str, negative: str, clip_skip: int, steps: int) -> tuple[dict[str, Any], Callable | None]:
+    """Pipeline kwargs for the text conditioning and an optional per-step hook (prompt issue)."""
+    kwargs: dict[str, Any] = {"prompt": prompt, "negative_prompt": negative or None}
+    if clip_skip <= 1:
+        return kwargs, None
+    if hasattr(pipe, "text_encoder_2"):
+        kwargs["clip_skip"] = clip_skip - 1  # A1111 "Clip skip: 2" == diffusers clip_skip=1
+        return kwargs, None
+    # diffusers' SD1.x clip_skip reaches for `text_encoder.text_model`, gone in transformers 5.
+    return {"prompt_embeds": _skip_encode(pipe, prompt, clip_skip), "negative_prompt_embeds": _skip_encode(pipe, negative, clip_skip)}, None
+
+
+def _skip_encode(pipe: Any, text: str, clip_skip: int) -> Any:
+    """CLIP embeddings from the layer ``clip_skip`` from the end, final layer norm applied (A1111)."""
+    import torch
+
+    encoder = pipe.text_encoder
+    ids = pipe.tokenizer(text, padding="max_length", max_length=pipe.tokenizer.model_max_length, truncation=True, return_tensors="pt").input_ids
+    with torch.no_grad():
+        hidden = encoder(ids.to(encoder.device), output_hidden_states=True).hidden_states[-clip_skip]
+        return getattr(encoder, "text_model", encoder).final_layer_norm(hidden)
+
+
+def _record(result: GenerationResult | None, request: GenerationRequest, error: BaseException | None, settings: Settings) -> None:
+    """Add the generation to the history (history issue)."""
+
+
+def _latent_preview(latents: Any, arch: str, scale: int = 8) -> Any:
+    """A cheap RGB approximation of SD latents (A1111's "Approx cheap"), no VAE call."""
+    import torch
+    from PIL import Image
+
+    if arch == "sdxl":
+        factors = [[0.3651, 0.4232, 0.4341], [-0.2533, -0.0042, 0.1068], [0.1076, 0.1111, -0.0362], [-0.3165, -0.2492, -0.2188]]
+        bias = [0.1084, -0.0175, -0.0011]
+    else:
+        factors = [[0.3512, 0.2297, 0.3227], [0.3250, 0.4974, 0.2350], [-0.2829, 0.1762, 0.2721], [-0.2120, -0.2616, -0.7177]]
+        bias = [0.0, 0.0, 0.0]
+    with torch.no_grad():
+        lat = latents[0].float().cpu()
+        rgb = torch.einsum("chw,cr->hwr", lat, torch.tensor(factors)) + torch.tensor(bias)
+        rgb = ((rgb + 1) / 2).clamp(0, 1).mul(255).byte().numpy()
+    return Image.fromarray(rgb).resize((lat.shape[2] * scale, lat.shape[1] * scale), Image.NEAREST)
+
+
+def _sampler_label(name: str) -> str:
+    return name
+
+
+def metadata_fields(plan: Plan, loaded_name: str, model_hash: str | None, seed: int, translation: Translation, extra: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The A1111 key/value part of the PNG ``parameters`` chunk, in A1111's order."""
+    fields: dict[str, Any] = {
+        "Steps": plan.steps,
+        "Sampler": _sampler_label(plan.sampler),
+        "CFG scale": f"{plan.cfg:g}",
+        "Seed": seed,
+        "Size": f"{plan.width}x{plan.height}",
+        "Model hash": model_hash,
+        "Model": loaded_name,
+        "Clip skip": plan.clip_skip if plan.clip_skip > 1 else None,
+    }
+    fields.update(extra or {})
+    if translation.translator:
+        fields["Original prompt"] = translation.original_prompt
+        if translation.original_negative_prompt:
+            fields["Original negative prompt"] = translation.original_negative_prompt
+        fields["Translator"] = translation.translator
+    fields["Preset"] = plan.preset
+    fields["Version"] = f"gambarkan {__version__}"
+    return fields
+
+
+def _output_dir(request: GenerationRequest, settings: Settings) -> Path:
+    if request.out_dir:
+        return Path(request.out_dir).expanduser()
+    return settings.output_dir / _dt.date.today().isoformat()
+
+
+def _is_oom(exc: BaseException) -> bool:
+    name = type(exc).__name__
+    return name == "OutOfMemoryError" or "out of memory" in str(exc).lower()
+
+
+class Engine:
+    """Owns the pipeline cache and runs one generation at a time."""
+
+    def __init__(self, settings: Settings | None = None, max_models: int = 1) -> None:
+        from gambarkan.engine.pipelines import PipelineCache
+
+        self.settings = settings or Settings.from_env()
+        self.cache = PipelineCache(max_models=max_models)
+        self._lock = threading.Lock()
+
+    def register(self, model: str, pipe: Any, arch: str = "sd15", device: str = "cpu", dtype: str = "fp32") -> None:
+        """Put an already built pipeline in the cache under the name ``model`` (bench, doctor, tests)."""
+        from gambarkan.engine.pipelines import LoadedModel
+
+        pipe.set_progress_bar_config(disable=True)
+        loaded = LoadedModel(pipe, arch, model, model, None)
+        self.cache.get((model, device, dtype, None), lambda: loaded)
+
+    def load(self, plan: Plan, device: str, dtype: str, offline: bool) -> tuple[Any, bool]:
+        """The loaded model for ``plan`` (from the cache when possible)."""
+        from gambarkan.engine.pipelines import load_model
+
+        key = (plan.model, device, dtype, plan.config)
+        return self.cache.get(
+            key,
+            lambda: load_model(plan.model, device, dtype, offline=offline, cache_dir=self.settings.cache_dir, config=plan.config),
+        )
+
+    def generate(
+        self,
+        request: GenerationRequest,
+        *,
+        on_progress: ProgressCallback | None = None,
+        cancel: threading.Event | None = None,
+        preview_every: int = 0,
+    ) -> GenerationResult:
+        """Run ``request`` and return its result; records it in the history either way."""
+        with self._lock:
+            try:
+                result = self._generate(request, on_progress, cancel, preview_every)
+            except BaseException as exc:
+                _record(None, request, exc, self.settings)
+                raise
+            _record(result, request, None, self.settings)
+            return result
+
+    def _generate(self, request: GenerationRequest, on_progress: ProgressCallback | None, cancel: threading.Event | None, preview_every: int) -> GenerationResult:
+        import torch
+
+        from gambarkan.engine.device import pick_device, pick_dtype
+        from gambarkan.engine.samplers import make_scheduler
+        from gambarkan.outputs.png import format_parameters, save_png
+
+        timings: dict[str, float] = {}
+        started = time.perf_counter()
+        plan = _resolve(request, self.settings)
+        prompt = f"{request.prompt}, {plan.style}" if plan.style else request.prompt
+
+        t = time.perf_counter()
+        translation = _translate(prompt, plan.negative_prompt, request, self.settings) if request.translate else Translation(prompt, plan.negative_prompt, prompt, plan.negative_prompt)
+        timings["translate"] = time.perf_counter() - t
+
+        device = pick_device(request.device)
+        dtype = pick_dtype(device, request.dtype)
+        t = time.perf_counter()
+        loaded, cached = self.load(plan, device, dtype, request.offline or self.settings.offline)
+        timings["load"] = 0.0 if cached else time.perf_counter() - t
+        pipe = loaded.pipe
+
+        seed = request.seed if request.seed >= 0 else random.randint(0, 2**32 - 1 - request.batch_size * request.count)
+        out_dir = _output_dir(request, self.settings) if request.save else None
+        images: list[GeneratedImage] = []
+        total = request.batch_size * request.count
+        timings["sample"] = 0.0
+        timings["save"] = 0.0
+        for batch_index in range(request.count):
+            pipe.scheduler = make_scheduler(plan.sampler, loaded.scheduler_config)
+            cond_kwargs, step_hook = _conditioning(pipe, translation.prompt, translation.negative_prompt, plan.clip_skip, plan.steps)
+            batch_seeds = [seed + batch_index * request.batch_size + i for i in range(request.batch_size)]
+            generator_device = "cpu" if device == "mps" else device
+            generators = [torch.Generator(generator_device).manual_seed(s) for s in batch_seeds]
+
+            def on_step_end(p: Any, step: int, timestep: Any, kwargs: dict[str, Any], _b: int = batch_index) -> dict[str, Any]:
+                if step_hook is not None:
+                    kwargs = step_hook(p, step, timestep, kwargs) or kwargs
+                if cancel is not None and cancel.is_set():
+                    p._interrupt = True
+                if on_progress is not None:
+                    preview = None
+                    if preview_every and (step + 1) % preview_every == 0 and "latents" in kwargs:
+                        preview = _latent_preview(kwargs["latents"], loaded.arch, getattr(p, "vae_scale_factor", 8))
+                    on_progress(Progress(_b, request.count, step + 1, plan.steps, len(images), total, preview))
+                return kwargs
+
+            t = time.perf_counter()
+            try:
+                output = pipe(
+                    **cond_kwargs,
+                    width=plan.width,
+                    height=plan.height,
+                    num_inference_steps=plan.steps,
+                    guidance_scale=plan.cfg,
+                    num_images_per_prompt=request.batch_size,
+                    generator=generators,
+                    callback_on_step_end=on_step_end,
+                    callback_on_step_end_tensor_inputs=["latents"],
+                )
+            except GambarkanError:
+                raise
+            except Exception as exc:
+                if _is_oom(exc):
+                    _free_memory()
+                    raise OutOfMemoryError(
+                        f"out of memory on {device} at {plan.width}x{plan.height}, batch size {request.batch_size}",
+                        "lower --width/--height or --batch-size, or use --memory low",
+                    ) from None
+                raise
+            finally:
+                pipe._interrupt = False
+            timings["sample"] += time.perf_counter() - t
+            if cancel is not None and cancel.is_set():
+                raise CancelledError("generation cancelled", f"{len(images)} of {total} images were finished")
+
+            t = time.perf_counter()
+            for i, (image, image_seed) in enumerate(zip(output.images, batch_seeds)):
+                fields = metadata_fields(plan, loaded.name, loaded.hash, image_seed, translation, plan.extra)
+                parameters = format_parameters(translation.prompt, translation.negative_prompt, fields)
+                path = save_png(image, out_dir, image_seed, parameters) if out_dir is not None else None
+                images.append(GeneratedImage(image, image_seed, batch_index * request.batch_size + i, path, parameters))
+            timings["save"] += time.perf_counter() - t
+
+        timings["total"] = time.perf_counter() - started
+        timings.update(_peak_memory(device))
+        return GenerationResult(
+            images=images,
+            prompt=translation.prompt,
+            negative_prompt=translation.negative_prompt,
+            original_prompt=translation.original_prompt,
+            original_negative_prompt=translation.original_negative_prompt,
+            model=loaded.name,
+            model_hash=loaded.hash,
+            sampler=plan.sampler,
+            steps=plan.steps,
+            cfg=plan.cfg,
+            width=plan.width,
+            height=plan.height,
+            clip_skip=plan.clip_skip,
+            seed=seed,
+            preset=plan.preset,
+            translator=translation.translator,
+            device=device,
+            dtype=dtype,
+            timings=timings,
+        )
+
+
+def _free_memory() -> None:
+    import gc
+
+    gc.collect()
+    try:
+        import torch
+
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+    except ImportError:
+        pass
+
+
+def _peak_memory(device: str) -> dict[str, float]:
+    """Peak RAM of this process (and VRAM on CUDA) in MiB."""
+    import resource
+    import sys
+
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    peaks = {"peak_ram_mb": peak / (1024 * 1024) if sys.platform == "darwin" else peak / 1024}
+    if device == "cuda":
+        import torch
+
+        peaks["peak_vram_mb"] = torch.cuda.max_memory_allocated() / (1024 * 1024)
+    return peaks
+
+
+_default_engine: Engine | None = None
+_default_lock = threading.Lock()
+
+
+def default_engine() -> Engine:
+    """The process-wide engine behind ``gambarkan.generate`` (created on first use)."""
+    global _default_engine
+    with _default_lock:
+        if _default_engine is None:
+            _default_engine = Engine()
+        return _default_engine

@@ -1,0 +1,341 @@
+"""Build and load diffusers pipelines from a Hub id, a local diffusers folder or one .safetensors file.
+
+The architecture (SD 1.x, SD 2.x, SDXL) is detected from the folder's configs or the file's
+tensor names, so each gets the right pipeline class. Loaded pipelines are kept in a
+``PipelineCache`` owned by the engine.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import struct
+import threading
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from gambarkan.errors import (
+    GambarkanError,
+    ModelLoadError,
+    NetworkError,
+    UnknownModelError,
+    UnsafeFileError,
+)
+
+ARCH_CLASSES = {"sd15": "StableDiffusionPipeline", "sd2": "StableDiffusionPipeline", "sdxl": "StableDiffusionXLPipeline"}
+PICKLE_SUFFIXES = {".ckpt", ".bin", ".pt", ".pth", ".pkl"}
+MAX_HEADER_BYTES = 100 * 1024 * 1024
+
+
+@dataclass
+class LoadedModel:
+    """A ready pipeline plus what metadata needs to name it."""
+
+    pipe: Any
+    arch: str
+    name: str
+    source: str
+    hash: str | None
+    load_seconds: float = 0.0
+    extras: dict[str, Any] = field(default_factory=dict)
+    scheduler_config: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        # Samplers are rebuilt per run from the model's own config, never from the last run's.
+        if not self.scheduler_config:
+            self.scheduler_config = dict(self.pipe.scheduler.config)
+
+
+def classify_source(model: str) -> str:
+    """``file`` for a checkpoint file, ``folder`` for a local diffusers folder, ``hub`` for a repo id."""
+    path = Path(model).expanduser()
+    if path.is_file():
+        return "file"
+    if path.is_dir():
+        return "folder"
+    looks_like_path = model.startswith((".", "/", "~")) or os.sep in model.strip("/").replace("/", "", 1) or model.count("/") > 1
+    if looks_like_path or model.lower().endswith((".safetensors", ".ckpt", ".bin", ".pt")):
+        raise UnknownModelError(f"model file or folder not found: {model}", "check the path, or give a Hugging Face repo id like stable-diffusion-v1-5/stable-diffusion-v1-5")
+    if model.count("/") != 1 or not all(model.split("/")):
+        raise UnknownModelError(
+            f"unknown model '{model}'", "give a package name (see: gambarkan models list), a Hub id like owner/name, a folder or a .safetensors file"
+        )
+    return "hub"
+
+
+def read_safetensors_header(path: Path) -> dict[str, Any]:
+    """Parse and sanity-check a safetensors header; decide the format by bytes, not extension."""
+    size = path.stat().st_size
+    with open(path, "rb") as handle:
+        head = handle.read(8)
+        if len(head) < 8:
+            raise ModelLoadError(f"{path.name} is truncated (only {size} bytes)", "download the file again")
+        (length,) = struct.unpack("<Q", head)
+        if length > MAX_HEADER_BYTES or length + 8 > size:
+            _refuse_if_pickle(path, head)
+            raise ModelLoadError(f"{path.name} is not a valid .safetensors file (corrupt or truncated header)", "download the file again")
+        raw = handle.read(length)
+    try:
+        header = json.loads(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        raise ModelLoadError(f"{path.name} is not a valid .safetensors file (unreadable header)", "download the file again") from None
+    if not isinstance(header, dict):
+        raise ModelLoadError(f"{path.name} is not a valid .safetensors file", "download the file again")
+    data_size = size - 8 - length
+    for name, info in header.items():
+        if name == "__metadata__":
+            continue
+        offsets = info.get("data_offsets") if isinstance(info, dict) else None
+        if not (isinstance(offsets, list) and len(offsets) == 2 and 0 <= offsets[0] <= offsets[1] <= data_size):
+            raise ModelLoadError(f"{path.name} is truncated or corrupt (tensor {name} lies outside the file)", "download the file again")
+    return header
+
+
+def _refuse_if_pickle(path: Path, head: bytes) -> None:
+    if head[:2] in (b"\x80\x02", b"\x80\x03", b"\x80\x04", b"\x80\x05") or head[:2] == b"PK":
+        raise UnsafeFileError(
+            f"{path.name} is a pickle-based checkpoint, which can run code when loaded",
+            "use a .safetensors version of this model",
+        )
+
+
+def detect_file_arch(header: dict[str, Any]) -> str:
+    """SD 1.x / 2.x / XL from the tensor names of an original-layout checkpoint."""
+    keys = header.keys()
+    if any(k.startswith("conditioner.embedders.1") for k in keys):
+        return "sdxl"
+    if any(k.startswith("cond_stage_model.model.") for k in keys):
+        return "sd2"
+    if any(k.startswith(("cond_stage_model.transformer", "model.diffusion_model.")) for k in keys):
+        return "sd15"
+    raise ModelLoadError("the .safetensors file is not a Stable Diffusion checkpoint (no U-Net weights found)", "is it a LoRA or embedding? put those in the loras/embeddings folder")
+
+
+def detect_folder_arch(folder: Path) -> str:
+    """SD 1.x / 2.x / XL from a diffusers folder's model_index.json and U-Net config."""
+    index_file = folder / "model_index.json"
+    if not index_file.is_file():
+        raise ModelLoadError(f"{folder} is not a diffusers model folder (no model_index.json)", "point --model at the folder that holds model_index.json, or at a .safetensors file")
+    try:
+        index = json.loads(index_file.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ModelLoadError(f"{index_file} is unreadable: {exc}", "download the model again") from None
+    cls = index.get("_class_name", "")
+    if "XL" in cls:
+        return "sdxl"
+    try:
+        unet = json.loads((folder / "unet" / "config.json").read_text(encoding="utf-8"))
+        if unet.get("cross_attention_dim") == 1024:
+            return "sd2"
+    except (OSError, json.JSONDecodeError):
+        pass
+    if cls not in ("StableDiffusionPipeline", ""):
+        raise ModelLoadError(f"{folder.name} holds a {cls}, which gambarkan cannot run yet", "use an SD 1.x, SD 2.x or SDXL text-to-image model")
+    return "sd15"
+
+
+def _sha256_prefix(path: Path, cache_dir: Path | None) -> str:
+    """A1111's "Model hash" (AutoV2): first 10 hex of the file's sha256, cached by size+mtime."""
+    resolved = path.resolve()
+    if resolved.parent.name == "blobs" and len(resolved.name) == 64:
+        return resolved.name[:10]  # Hub cache blobs are named by their sha256.
+    stat = resolved.stat()
+    key = f"{resolved}|{stat.st_size}|{int(stat.st_mtime)}"
+    cache_file = cache_dir / "hashes.json" if cache_dir else None
+    cache: dict[str, str] = {}
+    if cache_file and cache_file.is_file():
+        try:
+            cache = json.loads(cache_file.read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError):
+            cache = {}
+    if key in cache:
+        return cache[key]
+    digest = hashlib.sha256()
+    with open(resolved, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    value = digest.hexdigest()[:10]
+    if cache_file:
+        try:
+            from gambarkan.outputs.png import write_atomic
+
+            cache_file.parent.mkdir(parents=True, exist_ok=True)
+            cache[key] = value
+            write_atomic(cache_file, json.dumps(cache).encode())
+        except GambarkanError:
+            pass
+    return value
+
+
+def _folder_weights(folder: Path) -> Path | None:
+    for name in sorted((folder / "unet").glob("diffusion_pytorch_model*.safetensors")):
+        return name
+    return None
+
+
+def _check_folder_safe(folder: Path) -> None:
+    """Refuse folders whose weights exist only as pickles (.bin/.ckpt)."""
+    for sub in folder.iterdir():
+        if not sub.is_dir():
+            continue
+        files = [p for p in sub.iterdir() if p.is_file()]
+        has_safe = any(p.suffix == ".safetensors" for p in files)
+        pickles = [p for p in files if p.suffix.lower() in PICKLE_SUFFIXES]
+        if pickles and not has_safe:
+            raise UnsafeFileError(
+                f"{sub.name}/{pickles[0].name} is a pickle-based weight file, which can run code when loaded",
+                "convert the model to safetensors or use a safetensors release",
+            )
+        for weight in (p for p in files if p.suffix == ".safetensors"):
+            read_safetensors_header(weight)
+
+
+def _pipeline_class(arch: str) -> Any:
+    import diffusers
+
+    return getattr(diffusers, ARCH_CLASSES[arch])
+
+
+def _common_kwargs(arch: str, dtype: str) -> dict[str, Any]:
+    from gambarkan.engine.device import torch_dtype
+
+    kwargs: dict[str, Any] = {"dtype": torch_dtype(dtype)}
+    if arch != "sdxl":
+        kwargs.update(safety_checker=None, requires_safety_checker=False)
+    return kwargs
+
+
+def _load_file(path: Path, dtype: str, offline: bool, config: str | None) -> tuple[Any, str]:
+    # The format is decided by the bytes: a pickle named .safetensors is refused here too.
+    header = read_safetensors_header(path)
+    arch = detect_file_arch(header)
+    cls = _pipeline_class(arch)
+    kwargs = _common_kwargs(arch, dtype)
+    kwargs["torch_dtype"] = kwargs.pop("dtype")  # from_single_file has no `dtype` alias yet
+    if config:
+        kwargs["config"] = config
+    try:
+        pipe = cls.from_single_file(str(path), local_files_only=offline, **kwargs)
+    except GambarkanError:
+        raise
+    except Exception as exc:  # diffusers raises many types here
+        raise _load_error(exc, path.name) from None
+    return pipe, arch
+
+
+def _load_folder(folder: Path, dtype: str) -> tuple[Any, str]:
+    arch = detect_folder_arch(folder)
+    _check_folder_safe(folder)
+    cls = _pipeline_class(arch)
+    try:
+        pipe = cls.from_pretrained(str(folder), use_safetensors=True, local_files_only=True, **_common_kwargs(arch, dtype))
+    except GambarkanError:
+        raise
+    except Exception as exc:
+        raise _load_error(exc, folder.name) from None
+    return pipe, arch
+
+
+def download_snapshot(repo_id: str, offline: bool, revision: str | None = None, allow_patterns: list[str] | None = None) -> Path:
+    """Local folder of a Hub model (downloaded into the shared Hugging Face cache when needed)."""
+    from huggingface_hub import snapshot_download
+    from huggingface_hub.errors import (
+        GatedRepoError,
+        LocalEntryNotFoundError,
+        RepositoryNotFoundError,
+        RevisionNotFoundError,
+    )
+
+    patterns = allow_patterns or ["*.json", "*.txt", "*.model", "**/*.safetensors", "*.safetensors"]
+    try:
+        return Path(snapshot_download(repo_id, revision=revision, allow_patterns=patterns, local_files_only=offline))
+    except GatedRepoError:
+        raise UnknownModelError(f"'{repo_id}' is gated on the Hugging Face Hub", "accept its licence on the Hub and run `hf auth login`") from None
+    except RepositoryNotFoundError:
+        raise UnknownModelError(f"unknown model '{repo_id}' (not found on the Hugging Face Hub)", "check the repo id, or see: gambarkan models list") from None
+    except RevisionNotFoundError:
+        raise UnknownModelError(f"revision '{revision}' of '{repo_id}' does not exist", "check the revision") from None
+    except LocalEntryNotFoundError:
+        if offline:
+            raise NetworkError(f"'{repo_id}' is not downloaded and offline mode is on", "run once with a network connection, or use --model PATH") from None
+        raise NetworkError(
+            f"cannot reach the Hugging Face Hub to download '{repo_id}'", "check the connection; see `gambarkan doctor`, or use --model PATH to a local model"
+        ) from None
+    except OSError as exc:
+        raise NetworkError(f"downloading '{repo_id}' failed: {exc}", "check the connection and free disk; see `gambarkan doctor`") from None
+
+
+def _load_error(exc: Exception, name: str) -> GambarkanError:
+    text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    lowered = text.lower()
+    if any(w in lowered for w in ("connection", "resolve", "offline", "cannot reach", "couldn't connect", "max retries")):
+        return NetworkError(f"loading {name} needs files from the Hugging Face Hub, which cannot be reached", "connect once to cache them, or see `gambarkan doctor`")
+    return ModelLoadError(f"cannot load {name}: {text[:300]}", "the file may be corrupt or incomplete; download it again")
+
+
+def load_model(model: str, device: str, dtype: str, *, offline: bool = False, cache_dir: Path | None = None, config: str | None = None) -> LoadedModel:
+    """Load ``model`` (Hub id, folder or .safetensors file) as a pipeline on ``device``."""
+    import time
+
+    started = time.perf_counter()
+    kind = classify_source(model)
+    if kind == "file":
+        path = Path(model).expanduser()
+        pipe, arch = _load_file(path, dtype, offline, config)
+        name, weights = path.stem, path
+    else:
+        folder = Path(model).expanduser() if kind == "folder" else download_snapshot(model, offline)
+        pipe, arch = _load_folder(folder, dtype)
+        name = folder.name if kind == "folder" else model
+        weights = _folder_weights(folder)
+    model_hash = _sha256_prefix(weights, cache_dir) if weights else None
+    pipe.to(device)
+    pipe.set_progress_bar_config(disable=True)
+    return LoadedModel(pipe, arch, name, model, model_hash, time.perf_counter() - started)
+
+
+class PipelineCache:
+    """Keeps up to ``max_models`` loaded pipelines, evicting the least recently used."""
+
+    def __init__(self, max_models: int = 1) -> None:
+        self.max_models = max(1, max_models)
+        self._items: OrderedDict[tuple[Any, ...], LoadedModel] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: tuple[Any, ...], loader: Callable[[], LoadedModel]) -> tuple[LoadedModel, bool]:
+        """Return (model, was_cached); loads with ``loader`` on a miss after evicting old ones."""
+        with self._lock:
+            if key in self._items:
+                self._items.move_to_end(key)
+                return self._items[key], True
+            while len(self._items) >= self.max_models:
+                self._evict_oldest()
+            loaded = loader()
+            self._items[key] = loaded
+            return loaded, False
+
+    def _evict_oldest(self) -> None:
+        _, old = self._items.popitem(last=False)
+        del old
+        import gc
+
+        gc.collect()
+        try:
+            import torch
+
+            if torch.cuda.is_available():
+                torch.cuda.empty_cache()
+        except ImportError:
+            pass
+
+    def clear(self) -> None:
+        with self._lock:
+            while self._items:
+                self._evict_oldest()
+
+    def __len__(self) -> int:
+        return len(self._items)

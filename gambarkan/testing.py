@@ -1,0 +1,416 @@
+"""Tiny offline Stable Diffusion models for tests, ``doctor`` and ``bench``.
+
+Real diffusers/transformers classes with random (seeded) weights, like diffusers' own
+``get_dummy_components``; a small CLIP BPE tokenizer is trained on a built-in word list so
+nothing is downloaded. ``python -m gambarkan.testing tiny-model DIR [--arch sd15|sdxl]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+_CORPUS = """
+a photo of a cat dog bird horse cow fish tree house car boat train city street forest beach sea
+mountain river lake sky cloud sun moon star night day morning evening sunset sunrise rain snow
+red orange yellow green blue purple pink white black brown gray gold silver colorful bright dark
+small big large tall old young beautiful cute happy sad portrait painting drawing sketch anime
+realistic cinematic lighting detailed highly masterpiece best quality high resolution 8k 4k
+sharp focus soft light girl boy man woman child people person farmer soldier dragon castle
+garden flower rose rice field temple palace mosque market food street lamp window door road
+sleeping sitting standing running flying eating walking on in at of with the and under above
+wearing hair eyes face hand shirt dress hat traditional modern style watercolor oil digital art
+""".split()
+
+SD15_UNET = dict(
+    block_out_channels=(32, 64),
+    layers_per_block=2,
+    sample_size=32,
+    in_channels=4,
+    out_channels=4,
+    down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
+    up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
+    cross_attention_dim=32,
+    norm_num_groups=32,
+)
+SDXL_UNET = dict(
+    block_out_channels=(32, 64),
+    layers_per_block=2,
+    sample_size=32,
+    in_channels=4,
+    out_channels=4,
+    down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
+    up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
+    attention_head_dim=(2, 4),
+    use_linear_projection=True,
+    addition_embed_type="text_time",
+    addition_time_embed_dim=8,
+    transformer_layers_per_block=(1, 2),
+    projection_class_embeddings_input_dim=80,  # 6 time ids * 8 + pooled text dim 32
+    cross_attention_dim=64,
+    norm_num_groups=1,
+)
+VAE = dict(
+    block_out_channels=[32, 64],
+    in_channels=3,
+    out_channels=3,
+    down_block_types=["DownEncoderBlock2D", "DownEncoderBlock2D"],
+    up_block_types=["UpDecoderBlock2D", "UpDecoderBlock2D"],
+    latent_channels=4,
+    sample_size=128,
+)
+TEXT = dict(
+    bos_token_id=0,
+    eos_token_id=2,
+    hidden_size=32,
+    intermediate_size=37,
+    layer_norm_eps=1e-05,
+    num_attention_heads=4,
+    num_hidden_layers=5,
+    pad_token_id=1,
+    vocab_size=1000,
+    hidden_act="gelu",
+    projection_dim=32,
+)
+SCHEDULER = dict(
+    beta_start=0.00085,
+    beta_end=0.012,
+    beta_schedule="scaled_linear",
+    num_train_timesteps=1000,
+    steps_offset=1,
+    clip_sample=False,
+    set_alpha_to_one=False,
+)
+
+
+def _bytes_to_unicode() -> dict[int, str]:
+    """GPT-2/CLIP byte -> printable unicode table."""
+    bs = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(range(ord("®"), ord("ÿ") + 1))
+    cs = bs[:]
+    n = 0
+    for b in range(256):
+        if b not in bs:
+            bs.append(b)
+            cs.append(256 + n)
+            n += 1
+    return dict(zip(bs, [chr(c) for c in cs]))
+
+
+def _train_bpe(words: list[str], num_merges: int) -> list[tuple[str, str]]:
+    """Plain BPE on word-final-marked characters, enough to look like CLIP's vocabulary."""
+    vocab = Counter(tuple(w[:-1]) + (w[-1] + "</w>",) for w in words if w)
+    merges: list[tuple[str, str]] = []
+    for _ in range(num_merges):
+        pairs: Counter[tuple[str, str]] = Counter()
+        for word, freq in vocab.items():
+            for pair in zip(word, word[1:]):
+                pairs[pair] += freq
+        if not pairs:
+            break
+        best = max(pairs, key=lambda p: (pairs[p], p))
+        merges.append(best)
+        merged: Counter[tuple[str, ...]] = Counter()
+        for word, freq in vocab.items():
+            out: list[str] = []
+            i = 0
+            while i < len(word):
+                if i < len(word) - 1 and (word[i], word[i + 1]) == best:
+                    out.append(word[i] + word[i + 1])
+                    i += 2
+                else:
+                    out.append(word[i])
+                    i += 1
+            merged[tuple(out)] += freq
+        vocab = merged
+    return merges
+
+
+def write_clip_tokenizer_files(directory: Path, num_merges: int = 300) -> Path:
+    """Write vocab.json / merges.txt / tokenizer_config.json for a small CLIP tokenizer."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    chars = list(_bytes_to_unicode().values())
+    tokens = chars + [c + "</w>" for c in chars]
+    merges = _train_bpe(_CORPUS, num_merges)
+    tokens += ["".join(m) for m in merges]
+    tokens += ["<|startoftext|>", "<|endoftext|>"]
+    vocab: dict[str, int] = {}
+    for tok in tokens:
+        vocab.setdefault(tok, len(vocab))
+    # Ids 0/1/2 are bos/pad/eos in the tiny text encoder config; keep specials far from them
+    # is not needed: the pipeline only needs ids < vocab_size of the text model.
+    (directory / "vocab.json").write_text(json.dumps(vocab), encoding="utf-8")
+    lines = ["#version: 0.2"] + [f"{a} {b}" for a, b in merges]
+    (directory / "merges.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    config = {
+        "tokenizer_class": "CLIPTokenizer",
+        "model_max_length": 77,
+        "bos_token": "<|startoftext|>",
+        "eos_token": "<|endoftext|>",
+        "unk_token": "<|endoftext|>",
+        "pad_token": "<|endoftext|>",
+        "do_lower_case": True,
+    }
+    (directory / "tokenizer_config.json").write_text(json.dumps(config), encoding="utf-8")
+    return directory
+
+
+def tiny_clip_tokenizer(directory: Path | None = None, pad_token: str = "<|endoftext|>") -> Any:
+    """A CLIPTokenizer from a small BPE vocabulary (about 800 tokens, max length 77)."""
+    import tempfile
+
+    from transformers import CLIPTokenizer
+
+    directory = Path(directory or tempfile.mkdtemp(prefix="gambarkan-tok-"))
+    write_clip_tokenizer_files(directory)
+    return CLIPTokenizer(
+        str(directory / "vocab.json"), str(directory / "merges.txt"), pad_token=pad_token, model_max_length=77
+    )
+
+
+def tiny_components(arch: str = "sd15", seed: int = 0) -> dict[str, Any]:
+    """Random-weight components for a tiny SD 1.x or SDXL pipeline (deterministic for a seed)."""
+    import torch
+    from diffusers import AutoencoderKL, EulerDiscreteScheduler, UNet2DConditionModel
+    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection
+
+    if arch not in ("sd15", "sdxl"):
+        raise ValueError(f"unknown tiny arch {arch!r} (use sd15 or sdxl)")
+    torch.manual_seed(seed)
+    unet = UNet2DConditionModel(**(SD15_UNET if arch == "sd15" else SDXL_UNET))
+    torch.manual_seed(seed)
+    vae = AutoencoderKL(**VAE)
+    torch.manual_seed(seed)
+    text_encoder = CLIPTextModel(CLIPTextConfig(**TEXT))
+    scheduler = EulerDiscreteScheduler(**{k: v for k, v in SCHEDULER.items() if k not in ("clip_sample", "set_alpha_to_one")})
+    components: dict[str, Any] = {
+        "unet": unet,
+        "vae": vae,
+        "text_encoder": text_encoder,
+        "tokenizer": tiny_clip_tokenizer(),
+        "scheduler": scheduler,
+    }
+    if arch == "sd15":
+        components.update(safety_checker=None, feature_extractor=None, image_encoder=None, requires_safety_checker=False)
+    else:
+        torch.manual_seed(seed)
+        components.update(
+            text_encoder_2=CLIPTextModelWithProjection(CLIPTextConfig(**TEXT)),
+            tokenizer_2=tiny_clip_tokenizer(pad_token="!"),
+            image_encoder=None,
+            feature_extractor=None,
+        )
+    return components
+
+
+def tiny_pipeline(arch: str = "sd15", seed: int = 0) -> Any:
+    """An in-memory tiny StableDiffusion(XL)Pipeline on the CPU in fp32."""
+    from diffusers import StableDiffusionPipeline, StableDiffusionXLPipeline
+
+    cls = StableDiffusionPipeline if arch == "sd15" else StableDiffusionXLPipeline
+    pipe = cls(**tiny_components(arch, seed))
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
+
+
+def save_tiny_model(directory: Path | str, arch: str = "sd15", seed: int = 0) -> Path:
+    """Save a tiny pipeline as a diffusers folder (safetensors) that ``--model DIR`` loads."""
+    directory = Path(directory)
+    tiny_pipeline(arch, seed).save_pretrained(directory, safe_serialization=True)
+    return directory
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m gambarkan.testing", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    tiny = sub.add_parser("tiny-model", help="write a tiny random-weight model folder")
+    tiny.add_argument("directory")
+    tiny.add_argument("--arch", choices=["sd15", "sdxl"], default="sd15")
+    tiny.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+    path = save_tiny_model(args.directory, args.arch, args.seed)
+    print(path)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
+
+
+# Full-size SD 1.5 architecture (configs of stable-diffusion-v1-5), for `gambarkan bench`:
+# speed does not depend on the weights, so random ones avoid a 4 GB download.
+SD15_FULL_UNET = dict(
+    sample_size=64,
+    in_channels=4,
+    out_channels=4,
+    layers_per_block=2,
+    block_out_channels=(320, 640, 1280, 1280),
+    down_block_types=("CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "DownBlock2D"),
+    up_block_types=("UpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D"),
+    cross_attention_dim=768,
+    attention_head_dim=8,
+    norm_num_groups=32,
+)
+SD15_FULL_VAE = dict(
+    in_channels=3,
+    out_channels=3,
+    latent_channels=4,
+    block_out_channels=[128, 256, 512, 512],
+    layers_per_block=2,
+    down_block_types=["DownEncoderBlock2D"] * 4,
+    up_block_types=["UpDecoderBlock2D"] * 4,
+    sample_size=512,
+)
+SD15_FULL_TEXT = dict(
+    vocab_size=49408,
+    hidden_size=768,
+    intermediate_size=3072,
+    num_hidden_layers=12,
+    num_attention_heads=12,
+    max_position_embeddings=77,
+    hidden_act="quick_gelu",
+    projection_dim=768,
+    bos_token_id=0,
+    eos_token_id=2,
+    pad_token_id=1,
+)
+
+
+def full_size_sd15_pipeline(seed: int = 0) -> Any:
+    """The SD 1.5 architecture at full size with random weights (about 1.07 B parameters)."""
+    import torch
+    from diffusers import AutoencoderKL, PNDMScheduler, StableDiffusionPipeline, UNet2DConditionModel
+    from transformers import CLIPTextConfig, CLIPTextModel
+
+    torch.manual_seed(seed)
+    with torch.no_grad():
+        unet = UNet2DConditionModel(**SD15_FULL_UNET)
+        vae = AutoencoderKL(**SD15_FULL_VAE)
+        text_encoder = CLIPTextModel(CLIPTextConfig(**SD15_FULL_TEXT))
+    scheduler = PNDMScheduler(**{k: v for k, v in SCHEDULER.items() if k != "clip_sample"}, skip_prk_steps=True)
+    pipe = StableDiffusionPipeline(
+        unet=unet,
+        vae=vae,
+        text_encoder=text_encoder,
+        tokenizer=tiny_clip_tokenizer(),
+        scheduler=scheduler,
+        safety_checker=None,
+        feature_extractor=None,
+        requires_safety_checker=False,
+    )
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
+
+
+def _ldm_unet_names(unet: Any) -> dict[str, str]:
+    """diffusers UNet key prefix -> original (LDM) prefix, for any number of blocks."""
+    cfg = unet.config
+    per = cfg.layers_per_block + 1
+    names = {
+        "time_embedding.linear_1.": "time_embed.0.",
+        "time_embedding.linear_2.": "time_embed.2.",
+        "add_embedding.linear_1.": "label_emb.0.0.",
+        "add_embedding.linear_2.": "label_emb.0.2.",
+        "conv_in.": "input_blocks.0.0.",
+        "conv_norm_out.": "out.0.",
+        "conv_out.": "out.2.",
+        "mid_block.attentions.0.": "middle_block.1.",
+        "mid_block.resnets.0.": "middle_block.0.",
+        "mid_block.resnets.1.": "middle_block.2.",
+    }
+    blocks = len(cfg.block_out_channels)
+    for i, down in enumerate(unet.down_blocks):
+        for j in range(cfg.layers_per_block):
+            names[f"down_blocks.{i}.resnets.{j}."] = f"input_blocks.{per * i + j + 1}.0."
+            if getattr(down, "attentions", None):
+                names[f"down_blocks.{i}.attentions.{j}."] = f"input_blocks.{per * i + j + 1}.1."
+        if i < blocks - 1:
+            names[f"down_blocks.{i}.downsamplers.0.conv."] = f"input_blocks.{per * (i + 1)}.0.op."
+    for i, up in enumerate(unet.up_blocks):
+        has_attention = bool(getattr(up, "attentions", None))
+        for j in range(per):
+            names[f"up_blocks.{i}.resnets.{j}."] = f"output_blocks.{per * i + j}.0."
+            if has_attention:
+                names[f"up_blocks.{i}.attentions.{j}."] = f"output_blocks.{per * i + j}.1."
+        if i < blocks - 1:
+            names[f"up_blocks.{i}.upsamplers.0."] = f"output_blocks.{per * i + per - 1}.{2 if has_attention else 1}."
+    return names
+
+
+_LDM_RESNET = (("norm1", "in_layers.0"), ("conv1", "in_layers.2"), ("norm2", "out_layers.0"), ("conv2", "out_layers.3"),
+               ("time_emb_proj", "emb_layers.1"), ("conv_shortcut", "skip_connection"))
+_LDM_VAE_ATTN = (("group_norm.", "norm."), ("to_q.", "q."), ("to_k.", "k."), ("to_v.", "v."), ("to_out.0.", "proj_out."))
+
+
+def _rename(key: str, prefixes: dict[str, str]) -> str:
+    for old, new in sorted(prefixes.items(), key=lambda kv: -len(kv[0])):
+        if key.startswith(old):
+            return new + key[len(old):]
+    return key
+
+
+def _ldm_unet_state(unet: Any) -> dict[str, Any]:
+    names = _ldm_unet_names(unet)
+    state = {}
+    for key, value in unet.state_dict().items():
+        new = _rename(key, names)
+        if ".resnets." in key:
+            for old, sd in _LDM_RESNET:
+                new = new.replace(f".{old}.", f".{sd}.")
+        state["model.diffusion_model." + new] = value
+    return state
+
+
+def _ldm_vae_state(vae: Any) -> dict[str, Any]:
+    blocks = len(vae.config.block_out_channels)
+    names = {"encoder.mid_block.attentions.0.": "encoder.mid.attn_1.", "decoder.mid_block.attentions.0.": "decoder.mid.attn_1."}
+    for part in ("encoder", "decoder"):
+        names[f"{part}.mid_block.resnets.0."] = f"{part}.mid.block_1."
+        names[f"{part}.mid_block.resnets.1."] = f"{part}.mid.block_2."
+        names[f"{part}.conv_norm_out."] = f"{part}.norm_out."
+    for i in range(blocks):
+        for j in range(vae.config.layers_per_block):
+            names[f"encoder.down_blocks.{i}.resnets.{j}."] = f"encoder.down.{i}.block.{j}."
+        names[f"encoder.down_blocks.{i}.downsamplers.0."] = f"encoder.down.{i}.downsample."
+        for j in range(vae.config.layers_per_block + 1):
+            names[f"decoder.up_blocks.{i}.resnets.{j}."] = f"decoder.up.{blocks - 1 - i}.block.{j}."
+        names[f"decoder.up_blocks.{i}.upsamplers.0."] = f"decoder.up.{blocks - 1 - i}.upsample."
+    state = {}
+    for key, value in vae.state_dict().items():
+        new = _rename(key, names).replace("conv_shortcut", "nin_shortcut")
+        if ".attn_1." in new:
+            for old, sd in _LDM_VAE_ATTN:
+                new = new.replace(f".attn_1.{old}", f".attn_1.{sd}")
+            if new.endswith(("q.weight", "k.weight", "v.weight", "proj_out.weight")) and value.ndim == 2:
+                value = value.reshape(*value.shape, 1, 1)
+        state["first_stage_model." + new] = value
+    return state
+
+
+def save_tiny_single_file(path: Path | str, seed: int = 0, config_dir: Path | str | None = None) -> Path:
+    """Write a tiny SD 1.x pipeline as ONE original-layout (LDM) ``.safetensors`` checkpoint.
+
+    The key names are those of A1111/CompVis checkpoints (``model.diffusion_model.*``,
+    ``first_stage_model.*``, ``cond_stage_model.transformer.*``), adapted from diffusers'
+    ``scripts/convert_diffusers_to_original_stable_diffusion.py`` to any block count, so
+    ``from_single_file`` reads it. With ``config_dir`` the matching diffusers folder (configs
+    and tokenizer) is saved too: ``from_single_file(path, config=config_dir)`` needs no network.
+    """
+    from safetensors.torch import save_file
+
+    path = Path(path)
+    pipe = tiny_pipeline("sd15", seed)
+    state = {**_ldm_unet_state(pipe.unet), **_ldm_vae_state(pipe.vae)}
+    for key, value in pipe.text_encoder.state_dict().items():
+        # transformers >= 5.6 flattened CLIPTextModel; original checkpoints keep "text_model.".
+        key = key if key.startswith("text_model.") else "text_model." + key
+        state["cond_stage_model.transformer." + key] = value
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_file({k: v.contiguous() for k, v in state.items()}, str(path))
+    if config_dir is not None:
+        pipe.save_pretrained(Path(config_dir), safe_serialization=True)
+    return path

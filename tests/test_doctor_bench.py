@@ -1,0 +1,36 @@
+"""``gambarkan doctor`` and ``gambarkan bench`` on this machine, offline."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+
+def test_doctor_runs_a_tiny_generation_and_reports(cli):
+    run = cli("doctor", "--json", "--no-network")
+    data = json.loads(run.stdout)
+    names = {c["name"]: c for c in data["checks"]}
+    assert names["torch"]["status"] == "ok"
+    assert names["tiny generation"]["status"] == "ok"
+    assert "device" in names and "RAM" in names
+    assert data["ready"] is True and run.returncode == 0
+
+
+def test_doctor_reports_the_hub_unreachable_as_a_note():
+    from gambarkan.doctor import check_network, summary
+
+    check = check_network(timeout=1.0)
+    assert check.status in ("ok", "warn")
+    if check.status == "warn":
+        assert "--model PATH" in check.fix
+        ready, line = summary([check])
+        assert ready and "Hugging Face Hub" in line
+
+
+def test_bench_times_both_paths_on_one_pipeline(tiny_sd15_dir: Path):
+    from gambarkan.bench import run_bench
+
+    result = run_bench(model=str(tiny_sd15_dir), width=64, height=64, steps=2, rounds=2)
+    assert len(result.diffusers_runs) == 2 and len(result.gambarkan_runs) == 2
+    assert result.ratio == result.gambarkan_s / result.diffusers_s
+    assert result.device == "cpu" and result.steps == 2
