@@ -76,14 +76,8 @@ def _resolve(request: GenerationRequest, settings: Settings) -> Plan:
 
 
 def _translate(prompt: str, negative: str, request: GenerationRequest, settings: Settings) -> Translation:
-    """Translate Indonesian parts to English; ``translator`` names the backend only when text changed."""
-    from gambarkan.prompt.translate import translate_pair
-
-    first, second = translate_pair(
-        prompt, negative, request.translator or settings.translator, settings, offline=request.offline or settings.offline
-    )
-    used = [t.backend for t in (first, second) if t.changed]
-    return Translation(first.english, second.english, prompt, negative, used[0] if used else None)
+    """Translate Indonesian parts to English (translation issue); identity for now."""
+    return Translation(prompt, negative, prompt, negative, None)
 
 
 def _conditioning(pipe: Any, prompt: str, negative: str, clip_skip: int, steps: int) -> tuple[dict[str, Any], Callable | None]:
@@ -109,18 +103,8 @@ def _skip_encode(pipe: Any, text: str, clip_skip: int) -> Any:
         return getattr(encoder, "text_model", encoder).final_layer_norm(hidden)
 
 
-def _record_start(request: GenerationRequest, settings: Settings, surface: str | None) -> int | None:
-    """Add a "running" history row, so a killed process leaves an interrupted row behind."""
-    from gambarkan.outputs.history import record_start
-
-    return record_start(settings, request, surface=surface, out_dir=_output_dir(request, settings) if request.save else None)
-
-
-def _record(result: GenerationResult | None, request: GenerationRequest, error: BaseException | None, settings: Settings, run_id: int | None = None, surface: str | None = None) -> None:
-    """Complete the history row: done with the result, or failed/cancelled with the error."""
-    from gambarkan.outputs.history import record_finish
-
-    record_finish(settings, run_id, request, result, error, surface=surface)
+def _record(result: GenerationResult | None, request: GenerationRequest, error: BaseException | None, settings: Settings) -> None:
+    """Add the generation to the history (history issue)."""
 
 
 def _latent_preview(latents: Any, arch: str, scale: int = 8) -> Any:
@@ -182,14 +166,12 @@ def _is_oom(exc: BaseException) -> bool:
 class Engine:
     """Owns the pipeline cache and runs one generation at a time."""
 
-    def __init__(self, settings: Settings | None = None, max_models: int = 1, surface: str = "api", history: bool = True) -> None:
+    def __init__(self, settings: Settings | None = None, max_models: int = 1) -> None:
         from gambarkan.engine.pipelines import PipelineCache
 
         self.settings = settings or Settings.from_env()
         self.cache = PipelineCache(max_models=max_models)
         self._lock = threading.Lock()
-        self.surface = surface  # recorded in the history: api, cli, server, ui ...
-        self.history = history  # False for bench/doctor runs that are not the user's images
 
     def register(self, model: str, pipe: Any, arch: str = "sd15", device: str = "cpu", dtype: str = "fp32") -> None:
         """Put an already built pipeline in the cache under the name ``model`` (bench, doctor, tests)."""
@@ -219,15 +201,12 @@ class Engine:
     ) -> GenerationResult:
         """Run ``request`` and return its result; records it in the history either way."""
         with self._lock:
-            run_id = _record_start(request, self.settings, self.surface) if self.history else None
             try:
                 result = self._generate(request, on_progress, cancel, preview_every)
             except BaseException as exc:
-                if self.history:
-                    _record(None, request, exc, self.settings, run_id, self.surface)
+                _record(None, request, exc, self.settings)
                 raise
-            if self.history:
-                _record(result, request, None, self.settings, run_id, self.surface)
+            _record(result, request, None, self.settings)
             return result
 
     def _generate(self, request: GenerationRequest, on_progress: ProgressCallback | None, cancel: threading.Event | None, preview_every: int) -> GenerationResult:
@@ -235,7 +214,6 @@ class Engine:
 
         from gambarkan.engine.device import pick_device, pick_dtype
         from gambarkan.engine.samplers import make_scheduler
-        from gambarkan.outputs.history import pause_point
         from gambarkan.outputs.png import format_parameters, save_png
 
         timings: dict[str, float] = {}
@@ -268,7 +246,6 @@ class Engine:
             generators = [torch.Generator(generator_device).manual_seed(s) for s in batch_seeds]
 
             def on_step_end(p: Any, step: int, timestep: Any, kwargs: dict[str, Any], _b: int = batch_index) -> dict[str, Any]:
-                pause_point("sample")  # test-only SIGKILL point; a no-op unless GAMBARKAN_TEST_PAUSE_AT is set
                 if step_hook is not None:
                     kwargs = step_hook(p, step, timestep, kwargs) or kwargs
                 if cancel is not None and cancel.is_set():
@@ -314,7 +291,6 @@ class Engine:
                 fields = metadata_fields(plan, loaded.name, loaded.hash, image_seed, translation, plan.extra)
                 parameters = format_parameters(translation.prompt, translation.negative_prompt, fields)
                 path = save_png(image, out_dir, image_seed, parameters) if out_dir is not None else None
-                pause_point("write")  # test-only, see pause_point
                 images.append(GeneratedImage(image, image_seed, batch_index * request.batch_size + i, path, parameters))
             timings["save"] += time.perf_counter() - t
 
