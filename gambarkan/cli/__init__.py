@@ -21,6 +21,7 @@ LAZY_COMMANDS: dict[str, str] = {
     "doctor": "gambarkan.cli.doctor:doctor",
     "bench": "gambarkan.cli.bench:bench",
     "models": "gambarkan.cli.models:models",
+    "translate": "gambarkan.cli.translate:translate",
 }
 
 

@@ -76,8 +76,14 @@ def _resolve(request: GenerationRequest, settings: Settings) -> Plan:
 
 
 def _translate(prompt: str, negative: str, request: GenerationRequest, settings: Settings) -> Translation:
-    """Translate Indonesian parts to English (translation issue); identity for now."""
-    return Translation(prompt, negative, prompt, negative, None)
+    """Translate Indonesian parts to English; ``translator`` names the backend only when text changed."""
+    from gambarkan.prompt.translate import translate_pair
+
+    first, second = translate_pair(
+        prompt, negative, request.translator or settings.translator, settings, offline=request.offline or settings.offline
+    )
+    used = [t.backend for t in (first, second) if t.changed]
+    return Translation(first.english, second.english, prompt, negative, used[0] if used else None)
 
 
 def _conditioning(pipe: Any, prompt: str, negative: str, clip_skip: int, steps: int) -> tuple[dict[str, Any], Callable | None]:

@@ -1,0 +1,665 @@
+"""Offline glossary translator: Indonesian prompt vocabulary plus the grammar prompts need.
+
+Always available and fast (pure Python, no weights). It looks words and phrases up in the
+reviewed TSV files under ``gambarkan/prompt/data/glossary/`` and handles the Indonesian
+grammar that matters for image prompts: modifiers after the head noun ("kucing hitam besar"
+-> "big black cat"), reduplication plurals, numbers with classifiers, prepositions, verbs
+as "-ing" participles, the affixes me-/ber-/di-/ter-/-kan/-i/-nya and stop-words.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+
+DATA_DIR = Path(__file__).resolve().parent.parent / "data"
+GLOSSARY_DIR = DATA_DIR / "glossary"
+
+POS = {"n", "name", "adj", "v", "prep", "det", "num", "cls", "adv", "conj", "stop", "en"}
+# English adjective order: opinion, size, quality, shape, age, colour, origin, material, type.
+ADJ_ORDER = {
+    "opinion": 1, "size": 2, "quality": 3, "shape": 4, "age": 5,
+    "color": 6, "origin": 7, "material": 8, "type": 9,
+}
+LOCATIVE = {"on", "at", "in"}
+VOWEL_SOUND_EXCEPTIONS_A = ("uni", "use", "usu", "eu", "one", "once", "ukulele", "utop")
+VOWEL_SOUND_EXCEPTIONS_AN = ("hour", "honest", "honou", "heir", "8", "11", "18")
+
+TOKEN_RE = re.compile(r"[^\W\d_]+(?:[-'][^\W\d_]+)*|\d+(?:[.,]\d+)*[^\W_]*|\S")
+NO_SPACE_BEFORE = set(".,;:!?)]}%")
+NO_SPACE_AFTER = set("([{")
+
+
+class GlossaryFormatError(ValueError):
+    """A glossary line is malformed (bad column count, unknown part of speech)."""
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One reviewed glossary line: Indonesian source, English, part of speech and flags."""
+
+    source: str
+    english: str
+    pos: str
+    cls: str = ""
+    flags: frozenset[str] = frozenset()
+    values: tuple[tuple[str, str], ...] = ()
+
+    def get(self, key: str, default: str | None = None) -> str | None:
+        for k, v in self.values:
+            if k == key:
+                return v
+        return default
+
+    @property
+    def modifier(self) -> str:
+        """English form used when this word modifies a noun ("kayu" -> "wooden")."""
+        return self.get("mod") or self.english
+
+    @property
+    def order(self) -> int:
+        if self.pos == "adj":
+            return ADJ_ORDER.get(self.cls or "quality", 3)
+        if self.pos == "name":
+            return ADJ_ORDER["origin"]
+        if "material" in self.flags or self.cls == "material":
+            return ADJ_ORDER["material"]
+        return ADJ_ORDER["type"]
+
+
+def parse_line(line: str, where: str) -> Entry | None:
+    """Parse one TSV line (``id<TAB>en<TAB>pos[<TAB>flags]``); comments and blanks give None."""
+    if not line.strip() or line.lstrip().startswith("#"):
+        return None
+    cols = line.rstrip("\n").split("\t")
+    if len(cols) not in (3, 4):
+        raise GlossaryFormatError(f"{where}: expected 3 or 4 tab-separated columns, got {len(cols)}")
+    source, english, pos_full = (c.strip() for c in cols[:3])
+    pos, _, cls = pos_full.partition(":")
+    if not source or pos not in POS:
+        raise GlossaryFormatError(f"{where}: bad entry {line.strip()!r} (unknown part of speech {pos!r})")
+    if pos == "adj" and cls and cls not in ADJ_ORDER:
+        raise GlossaryFormatError(f"{where}: unknown adjective class {cls!r}")
+    flags: set[str] = set()
+    values: list[tuple[str, str]] = []
+    if len(cols) == 4 and cols[3].strip():
+        for item in cols[3].split(";"):
+            item = item.strip()
+            if "=" in item:
+                k, _, v = item.partition("=")
+                values.append((k.strip(), v.strip()))
+            elif item:
+                flags.add(item)
+    english = "" if english == "-" else english
+    return Entry(source.lower(), english, pos, cls, frozenset(flags), tuple(values))
+
+
+def load_entries(paths: list[Path] | None = None) -> list[Entry]:
+    """Read every glossary TSV (all of ``data/glossary/*.tsv`` by default), in file order."""
+    if paths is None:
+        paths = sorted(GLOSSARY_DIR.glob("*.tsv"))
+    entries: list[Entry] = []
+    for path in paths:
+        with open(path, encoding="utf-8") as fh:
+            for lineno, line in enumerate(fh, 1):
+                entry = parse_line(line, f"{path.name}:{lineno}")
+                if entry is not None:
+                    entries.append(entry)
+    return entries
+
+
+class Lexicon:
+    """Glossary entries indexed by Indonesian source, with the word sets detection needs."""
+
+    def __init__(self, entries: list[Entry]) -> None:
+        self.entries = entries
+        self.by_source: dict[str, list[Entry]] = {}
+        for e in entries:
+            self.by_source.setdefault(e.source, []).append(e)
+        self.max_words = max((len(k.split()) for k in self.by_source), default=1)
+        self.source_words = {w for k in self.by_source for w in re.findall(r"[^\W\d_]+", k)}
+        self.english_words: set[str] = set()
+        for e in entries:
+            for text in (e.english, e.get("mod") or "", e.get("pl") or "", e.get("pp") or ""):
+                self.english_words.update(w.lower() for w in re.findall(r"[^\W\d_]+", text))
+
+    @classmethod
+    def default(cls) -> Lexicon:
+        return _default_lexicon()
+
+    def lookup(self, key: str) -> list[Entry]:
+        return self.by_source.get(key.lower(), [])
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+
+@lru_cache(maxsize=1)
+def _default_lexicon() -> Lexicon:
+    return Lexicon(load_entries())
+
+
+# --------------------------------------------------------------------------- morphology
+
+@dataclass
+class Tok:
+    """A word or symbol of a segment after lookup."""
+
+    text: str
+    kind: str  # lex | en | num | name | unk | punct
+    entries: list[Entry] = field(default_factory=list)
+    plural: bool = False
+    affix: str = ""  # ber | di | ter | me: how the word was derived
+
+    def pick(self, *pos: str) -> Entry | None:
+        for p in pos:
+            for e in self.entries:
+                if e.pos == p:
+                    return e
+        return None
+
+    @property
+    def primary(self) -> Entry | None:
+        return self.entries[0] if self.entries else None
+
+
+def _me_roots(word: str) -> list[str]:
+    """Candidate roots of a meN- verb, following the nasal assimilation rules."""
+    roots: list[str] = []
+    if word.startswith("meny") and len(word) > 5:
+        roots += ["s" + word[4:], "ny" + word[4:]]
+    if word.startswith("meng") and len(word) > 5:
+        roots += [word[4:], "k" + word[4:]]
+    if word.startswith("mem") and len(word) > 4:
+        roots += [word[3:], "p" + word[3:]]
+    if word.startswith("men") and len(word) > 4:
+        roots += [word[3:], "t" + word[3:]]
+    if word.startswith("me") and len(word) > 3:
+        roots.append(word[2:])
+    return roots
+
+
+def _strip_suffixes(word: str) -> list[str]:
+    out = [word]
+    for suf in ("kan", "i", "an"):
+        if word.endswith(suf) and len(word) - len(suf) >= 3:
+            out.append(word[: -len(suf)])
+    return out
+
+
+def analyze_word(word: str, lex: Lexicon) -> Tok | None:
+    """Find glossary entries for one word: as written, then through reduplication and affixes."""
+    low = word.lower()
+    if found := lex.lookup(low):
+        return Tok(word, "lex", found)
+    if "-" in low:
+        left, _, right = low.partition("-")
+        if left == right or right.startswith(left) or left.endswith(right):
+            base = analyze_word(left, lex)
+            if base is not None:
+                # kucing-kucing -> cats; melompat-lompat -> jumping (verbs stay as they are)
+                plural = any(e.pos == "n" for e in base.entries)
+                return Tok(word, "lex", base.entries, plural=plural, affix=base.affix)
+    for clitic in ("nya", "ku", "mu"):
+        if low.endswith(clitic) and len(low) - len(clitic) >= 3:
+            base = analyze_word(low[: -len(clitic)], lex)
+            if base is not None:
+                return Tok(word, "lex", base.entries, plural=base.plural, affix=base.affix)
+    candidates: list[tuple[str, str]] = []
+    for stem in _strip_suffixes(low):
+        if stem.startswith("me"):
+            candidates += [("me", r) for r in _me_roots(stem)]
+        if stem.startswith("ber") and len(stem) > 4:
+            candidates += [("ber", stem[3:])]
+        if stem.startswith("be") and len(stem) > 3 and stem[2] == "r":
+            candidates += [("ber", stem[2:])]
+        if stem.startswith("di") and len(stem) > 4:
+            candidates += [("di", stem[2:])]
+        if stem.startswith("ter") and len(stem) > 4:
+            candidates += [("ter", stem[3:])]
+        if stem.startswith("ke") and low.endswith("an") and len(stem) > 4:
+            candidates += [("ke", stem[2:])]
+    if low.endswith("an") and len(low) > 5:
+        candidates.append(("an", low[:-2]))
+    for affix, root in candidates:
+        found = lex.lookup(root)
+        if not found:
+            continue
+        verbs = [e for e in found if e.pos == "v"]
+        nouns = [e for e in found if e.pos in ("n", "name")]
+        adjs = [e for e in found if e.pos == "adj"]
+        if affix in ("me", "ber") and verbs:
+            return Tok(word, "lex", verbs, affix=affix)
+        if affix in ("di", "ter") and verbs:
+            return Tok(word, "lex", [_passive(e) for e in verbs], affix=affix)
+        if affix == "ber" and nouns:
+            return Tok(word, "lex", nouns, affix="ber")
+        if affix in ("ber", "ter") and adjs:
+            return Tok(word, "lex", adjs, affix=affix)
+        if affix in ("ke", "an") and nouns:
+            return Tok(word, "lex", nouns, affix=affix)
+    return None
+
+
+def _passive(e: Entry) -> Entry:
+    pp = e.get("pp")
+    if not pp:
+        return e
+    return Entry(e.source, pp, "v", e.cls, e.flags, e.values)
+
+
+# --------------------------------------------------------------------------- English helpers
+
+IRREGULAR_PLURALS = {
+    "man": "men", "woman": "women", "child": "children", "person": "people", "foot": "feet",
+    "tooth": "teeth", "mouse": "mice", "goose": "geese", "leaf": "leaves", "knife": "knives",
+    "wolf": "wolves", "life": "lives", "wife": "wives", "half": "halves", "shelf": "shelves",
+    "thief": "thieves", "calf": "calves", "loaf": "loaves", "scarf": "scarves", "elf": "elves",
+    "fish": "fish", "sheep": "sheep", "deer": "deer", "ox": "oxen", "cactus": "cacti",
+    "octopus": "octopuses", "bison": "bison", "moose": "moose", "squid": "squid",
+}
+
+
+def pluralize(phrase: str) -> str:
+    """English plural of the last word of ``phrase`` ("fishing boat" -> "fishing boats")."""
+    head, _, last = phrase.rpartition(" ")
+    low = last.lower()
+    if low in IRREGULAR_PLURALS:
+        plural = IRREGULAR_PLURALS[low]
+    elif low.endswith(("s", "x", "z", "ch", "sh")):
+        plural = last + "es"
+    elif low.endswith("y") and len(low) > 1 and low[-2] not in "aeiou":
+        plural = last[:-1] + "ies"
+    elif low.endswith("o") and low in {"tomato", "potato", "hero", "mango", "volcano", "buffalo", "echo"}:
+        plural = last + "es"
+    else:
+        plural = last + "s"
+    return f"{head} {plural}" if head else plural
+
+
+def indefinite_article(word: str) -> str:
+    low = word.lower()
+    if low.startswith(VOWEL_SOUND_EXCEPTIONS_AN):
+        return "an"
+    if low.startswith(VOWEL_SOUND_EXCEPTIONS_A):
+        return "a"
+    return "an" if low[:1] in set("aeiou") else "a"
+
+
+# --------------------------------------------------------------------------- grammar
+
+@dataclass
+class NP:
+    """A noun phrase being built: determiner, modifiers, head; rendered in English order."""
+
+    det: str = ""
+    plural: bool = False
+    head: str | None = None
+    head_entry: Entry | None = None
+    head_kind: str = ""
+    mods: list[tuple[int, int, str]] = field(default_factory=list)
+    pending_adv: str = ""
+    article: bool = False
+    cls_noun: str = ""
+    position: int = 0
+    title: str = ""  # "Lake {}" waiting for its name
+
+    @property
+    def empty(self) -> bool:
+        return self.head is None and not self.mods and not self.det and not self.cls_noun
+
+    def add_mod(self, order: int, text: str) -> None:
+        if self.pending_adv:
+            text = f"{self.pending_adv} {text}"
+            self.pending_adv = ""
+        self.position += 1
+        self.mods.append((order, self.position, text))
+
+    def render(self) -> str:
+        head = self.head
+        entry = self.head_entry
+        flags = entry.flags if entry else frozenset()
+        if head is None and self.cls_noun:
+            head = self.cls_noun
+        if head is not None and self.plural and self.head_kind == "lex" and not (flags & {"mass", "plural"}):
+            head = (entry.get("pl") if entry else None) or pluralize(head)
+        mods = [t for _, _, t in sorted(self.mods, key=lambda m: (m[0], -m[1]))]
+        words = [*mods, head] if head is not None else mods
+        if self.pending_adv:
+            words.append(self.pending_adv)
+        text = " ".join(w for w in words if w)
+        det = self.det
+        if not det and self.article and text and head is not None and self.head_kind == "lex" and entry is not None:
+            if "the" in flags:
+                det = "the"
+            elif entry.pos == "n" and not self.plural and not (flags & {"mass", "plural"}):
+                det = indefinite_article(text)
+        return f"{det} {text}".strip() if det else text
+
+
+class GlossaryTranslator:
+    """Translate Indonesian prompt text with the glossary; English words pass through."""
+
+    name = "glossary"
+
+    def __init__(self, lexicon: Lexicon | None = None) -> None:
+        self.lex = lexicon or Lexicon.default()
+
+    # -- public
+    def translate(self, texts: list[str], langs: list[str] | None = None) -> list[str]:
+        return [self.translate_text(t) for t in texts]
+
+    def translate_text(self, text: str) -> str:
+        """Translate one plain text phrase (no A1111 syntax inside)."""
+        lead = text[: len(text) - len(text.lstrip())]
+        trail = text[len(text.rstrip()):]
+        core = text.strip()
+        if not core:
+            return text
+        toks = self.lex_tokens(core)
+        return lead + self.render(toks) + trail
+
+    def explain(self, text: str) -> list[str]:
+        """Notes for culture words in ``text`` ("kebaya: traditional Indonesian blouse")."""
+        notes = []
+        for tok in self.lex_tokens(text):
+            for e in tok.entries[:1]:
+                note = e.get("note")
+                if note:
+                    notes.append(f"{e.source}: {note}")
+        return notes
+
+    # -- lexical stage
+    def lex_tokens(self, text: str) -> list[Tok]:
+        raw = TOKEN_RE.findall(text)
+        toks: list[Tok] = []
+        i = 0
+        while i < len(raw):
+            word = raw[i]
+            if not word[0].isalpha():
+                if re.fullmatch(r"\d+", word):
+                    toks.append(Tok(word, "num"))
+                elif word[0].isdigit():
+                    toks.append(Tok(word, "en"))
+                else:
+                    toks.append(Tok(word, "punct"))
+                i += 1
+                continue
+            match = None
+            for n in range(min(self.lex.max_words, len(raw) - i), 1, -1):
+                words = raw[i : i + n]
+                if not all(w[0].isalpha() for w in words):
+                    continue
+                found = self.lex.lookup(" ".join(words))
+                if found:
+                    match = (n, found)
+                    break
+            if match:
+                n, found = match
+                toks.append(Tok(" ".join(raw[i : i + n]), "lex", found))
+                i += n
+                continue
+            ber = self._ber_phrase(raw, i)
+            if ber is not None:
+                n, tok = ber
+                toks.append(tok)
+                i += n
+                continue
+            tok = analyze_word(word, self.lex)
+            if tok is None:
+                low = word.lower()
+                if low in self.lex.english_words or low in english_words():
+                    tok = Tok(word, "en")
+                elif word[0].isupper():
+                    tok = Tok(word, "name")
+                else:
+                    tok = Tok(word, "unk")
+            toks.append(tok)
+            i += 1
+        # consecutive English words stay together, in their own order ("pixel art", "golden retriever")
+        merged: list[Tok] = []
+        for tok in toks:
+            last = merged[-1] if merged else None
+            if last is not None and {tok.kind, last.kind} <= {"en", "unk"} and "en" in {tok.kind, last.kind}:
+                merged[-1] = Tok(last.text + " " + tok.text, "en")
+            else:
+                merged.append(tok)
+        return merged
+
+    def _ber_phrase(self, raw: list[str], i: int) -> tuple[int, Tok] | None:
+        """ber- on the first word of a phrase: "berbaju zirah" -> ber + "baju zirah"."""
+        word = raw[i].lower()
+        if not word.startswith("ber") or len(word) < 5:
+            return None
+        root = word[3:]
+        for n in range(min(self.lex.max_words, len(raw) - i), 1, -1):
+            words = raw[i + 1 : i + n]
+            if not all(w[0].isalpha() for w in words):
+                continue
+            found = [e for e in self.lex.lookup(" ".join([root, *words])) if e.pos == "n"]
+            if found:
+                return n, Tok(" ".join(raw[i : i + n]), "lex", found, affix="ber")
+        return None
+
+    # -- grammar stage
+    def render(self, toks: list[Tok]) -> str:
+        """Turn looked-up tokens into English: noun phrases in English order, verbs as "-ing"."""
+        out: list[str] = []
+        np = NP()
+        prev = ""  # role of the previous token: num, det, cls, n, adj, adv, v, prep, conj, stop
+
+        def flush(article: bool = False) -> None:
+            nonlocal np
+            if not np.empty:
+                out.append(np.render())
+            elif np.pending_adv:
+                out.append(np.pending_adv)
+            np = NP(article=article)
+
+        def locative(j: int) -> str | None:
+            """on/at/in wanted by the first noun after a "sel" preposition."""
+            for t in toks[j:]:
+                if t.kind != "lex":
+                    return None
+                e = t.pick("n")
+                if e is not None:
+                    loc = sorted(e.flags & LOCATIVE)
+                    return loc[0] if loc else None
+                if t.pick("v", "prep", "conj"):
+                    return None
+            return None
+
+        def start_det(det: str, plural: bool) -> None:
+            """Begin a new noun phrase with a determiner or number ("dua" -> "two", plural)."""
+            head = np.head_entry
+            if head is not None and "of" in head.flags:
+                flush(article=False)
+                out.append("of")
+            elif not np.empty:
+                flush(article=np.article)
+            np.det = det
+            np.plural = plural
+
+        for j, tok in enumerate(toks):
+            if tok.kind == "punct":
+                flush()
+                out.append(tok.text)
+                prev = "punct"
+                continue
+            if tok.kind == "num":
+                start_det(tok.text, tok.text != "1")
+                prev = "num"
+                continue
+            if tok.kind in ("en", "name", "unk"):
+                self._add_word(np, tok.text, tok.kind)
+                prev = "n"
+                continue
+
+            entries = tok.entries
+            cls = tok.pick("cls")
+            if cls is not None and prev in ("num", "det"):
+                if "noun" in cls.flags:
+                    np.cls_noun = cls.english
+                prev = "cls"
+                continue
+            if cls is not None:
+                entries = [e for e in entries if e.pos != "cls"] or entries
+            e = entries[0]
+            noun = next((x for x in entries if x.pos in ("n", "name")), None)
+            adj = next((x for x in entries if x.pos == "adj"), None)
+            verb = next((x for x in entries if x.pos == "v"), None)
+
+            if e.pos == "num" or (e.pos == "det" and (np.head is None or noun is None)):
+                start_det(e.english, "pl" in e.flags)
+                prev = e.pos
+                continue
+            if e.pos == "stop":
+                prev = "stop"
+                continue
+            if e.pos == "adv":
+                if "post" in e.flags and np.mods:
+                    order, pos, text = np.mods[-1]
+                    np.mods[-1] = (order, pos, f"{e.english} {text}")
+                elif "post" in e.flags and np.empty and out:
+                    out[-1] = f"{out[-1]} {e.english}" if prev == "v" else f"{e.english} {out[-1]}"
+                else:
+                    np.pending_adv = (np.pending_adv + " " + e.english).strip()
+                prev = "adv"
+                continue
+            if e.pos == "conj":
+                keep_article = np.article
+                flush()
+                if e.english:
+                    out.append(e.english)
+                np.article = keep_article and e.english == "and"
+                prev = "conj"
+                continue
+            if e.pos == "prep":
+                flush()
+                english = e.english
+                if "sel" in e.flags:
+                    loc = locative(j + 1)
+                    if loc:
+                        english = e.get(loc) or loc
+                if english:
+                    out.append(english)
+                np.article = True
+                prev = "prep"
+                continue
+            if tok.affix == "ber" and noun is not None and verb is None:
+                flush()
+                wear = "wear" in noun.flags
+                out.append("wearing" if wear else "with")
+                np.article = wear
+                self._set_head(np, tok, noun)
+                prev = "n"
+                continue
+            if e.pos == "v" or (verb is not None and noun is None and adj is None):
+                v = verb or e
+                flush(article=True)
+                if v.english:
+                    out.append(v.english)
+                prev = "v"
+                continue
+
+            # nouns, names and adjectives
+            if np.title and tok.text[:1].isupper():
+                self._add_word(np, tok.text, "name")
+                prev = "n"
+                continue
+            if np.title and noun is not None and noun.pos == "name":
+                np.head = np.title.replace("{}", noun.english)
+                np.head_kind, np.head_entry, np.title = "name", None, ""
+                prev = "n"
+                continue
+            if np.head is None:
+                if noun is not None and not (adj is not None and e is adj and np.mods == [] and prev == "v"):
+                    self._set_head(np, tok, noun)
+                    prev = "n"
+                else:
+                    a = adj or e
+                    np.add_mod(a.order, a.english)
+                    prev = "adj"
+                continue
+            if adj is not None and (e is adj or noun is None or noun.pos != "name" and prev in ("adj", "adv")):
+                np.add_mod(adj.order, adj.english)
+                prev = "adj"
+                continue
+            assert noun is not None
+            head = np.head_entry
+            if head is not None and "of" in head.flags and self._complement(noun):
+                flush()
+                out.append("of")
+                np.article = True
+                self._set_head(np, tok, noun)
+                prev = "n"
+                continue
+            if tok.plural:
+                np.plural = True
+            np.add_mod(noun.order, noun.modifier)
+            prev = "n"
+        flush()
+        return _join(out)
+
+    @staticmethod
+    def _complement(noun: Entry) -> bool:
+        """Whether a noun after a "photo"/"bowl" head starts "of ..." rather than modifying it."""
+        return noun.pos == "n" and noun.order == ADJ_ORDER["type"] and "style" not in noun.flags
+
+    @staticmethod
+    def _add_word(np: NP, text: str, kind: str) -> None:
+        """A word kept as written (English, a name, or unknown) joins the current phrase."""
+        if np.title and kind != "en":
+            np.head = np.title.replace("{}", text[:1].upper() + text[1:])
+            np.head_kind, np.head_entry, np.title = "name", None, ""
+        elif np.head is None:
+            np.head, np.head_kind = text, kind
+        else:
+            np.add_mod(ADJ_ORDER["origin" if kind == "name" else "type"], text)
+
+    @staticmethod
+    def _set_head(np: NP, tok: Tok, entry: Entry) -> None:
+        title = entry.get("title")
+        np.head = entry.english
+        np.head_entry = entry
+        np.head_kind = "lex"
+        if tok.plural:
+            np.plural = True
+        if title:
+            np.title = title
+
+
+def _join(parts: list[str]) -> str:
+    text = ""
+    for part in parts:
+        if not part:
+            continue
+        if not text or part[0] in NO_SPACE_BEFORE or text[-1] in NO_SPACE_AFTER:
+            text += part
+        else:
+            text += " " + part
+    text = re.sub(r"\s+", " ", text).strip()
+    return re.sub(r"\b([Aa]n?) (\w+)", lambda m: _article(m.group(1), m.group(2)), text)
+
+
+def _article(article: str, word: str) -> str:
+    wanted = indefinite_article(word)
+    if article[0].isupper():
+        wanted = wanted.capitalize()
+    return f"{wanted} {word}"
+
+
+@lru_cache(maxsize=1)
+def english_words() -> frozenset[str]:
+    """Common English prompt words (data/words_en.txt), beyond the glossary's English side."""
+    path = DATA_DIR / "words_en.txt"
+    if not path.exists():
+        return frozenset()
+    words = set()
+    for line in path.read_text(encoding="utf-8").splitlines():
+        line = line.strip()
+        if line and not line.startswith("#"):
+            words.update(w.lower() for w in line.split())
+    return frozenset(words)

@@ -1,0 +1,99 @@
+"""Marian backend: Helsinki-NLP/opus-mt-id-en through transformers' MarianMTModel.
+
+Weights download on first use like any Hugging Face model (about 300 MB) and are loaded
+once per process, lazily; ``weights_available()`` tells ``auto`` whether they are local.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from pathlib import Path
+from typing import Any
+
+from gambarkan.errors import DependencyMissingError, ModelLoadError, NetworkError
+
+MODEL_ID = "Helsinki-NLP/opus-mt-id-en"
+WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
+
+
+def weights_available(model_id: str = MODEL_ID) -> bool:
+    """True when the model is a local folder or its weights are already in the HF cache."""
+    path = Path(model_id).expanduser()
+    if path.is_dir():
+        return (path / "config.json").exists()
+    try:
+        from huggingface_hub import try_to_load_from_cache
+    except ImportError:
+        return False
+    if not isinstance(try_to_load_from_cache(model_id, "config.json"), str):
+        return False
+    return any(isinstance(try_to_load_from_cache(model_id, f), str) for f in WEIGHT_FILES)
+
+
+def _clean(text: str) -> str:
+    """Marian writes sentences; prompts want phrases: drop the final full stop."""
+    text = text.strip()
+    return re.sub(r"(?<![.\d])\.$", "", text).strip()
+
+
+class MarianBackend:
+    """Indonesian -> English with a MarianMT model (CPU is fast enough: tens of ms a phrase)."""
+
+    name = "marian"
+
+    def __init__(self, model_id: str = MODEL_ID, offline: bool = False, device: str = "cpu") -> None:
+        self.model_id = model_id
+        self.offline = offline
+        self.device = device
+        self._model: Any = None
+        self._tokenizer: Any = None
+        self._lock = threading.Lock()
+
+    def load(self) -> None:
+        """Load tokenizer and model once; raise one clear GambarkanError when that fails."""
+        with self._lock:
+            if self._model is not None:
+                return
+            try:
+                import sentencepiece  # noqa: F401
+                from transformers import MarianMTModel, MarianTokenizer
+            except ImportError as exc:
+                raise DependencyMissingError(
+                    f"the marian translator needs transformers and sentencepiece ({exc.name} is missing)",
+                    "pip install transformers sentencepiece, or use --translator glossary",
+                ) from None
+            local_only = self.offline and not Path(self.model_id).is_dir()
+            try:
+                tokenizer = MarianTokenizer.from_pretrained(self.model_id, local_files_only=local_only)
+                model = MarianMTModel.from_pretrained(self.model_id, local_files_only=local_only)
+            except OSError as exc:
+                if local_only or not weights_available(self.model_id) and _is_network_error(exc):
+                    raise NetworkError(
+                        f"the marian translator's weights ({self.model_id}) are not downloaded and cannot be fetched now",
+                        "connect once without --offline to download them (~300 MB), or use --translator glossary",
+                    ) from None
+                raise ModelLoadError(
+                    f"cannot load the marian translator {self.model_id}: {str(exc).splitlines()[0]}",
+                    "use --translator glossary",
+                ) from None
+            model.eval()
+            self._tokenizer, self._model = tokenizer, model.to(self.device)
+
+    def translate(self, texts: list[str], langs: list[str] | None = None) -> list[str]:
+        if not texts:
+            return []
+        self.load()
+        import torch
+
+        batch = self._tokenizer(texts, return_tensors="pt", padding=True, truncation=True, max_length=256)
+        batch = {k: v.to(self.device) for k, v in batch.items()}
+        max_new = int(batch["input_ids"].shape[1] * 2 + 8)
+        with torch.inference_mode():
+            out = self._model.generate(**batch, num_beams=4, max_new_tokens=max_new)
+        return [_clean(t) for t in self._tokenizer.batch_decode(out, skip_special_tokens=True)]
+
+
+def _is_network_error(exc: BaseException) -> bool:
+    text = f"{type(exc).__name__} {exc}".lower()
+    return any(w in text for w in ("connect", "offline", "resolve", "network", "cannot find the requested files", "couldn't", "timed out"))
