@@ -258,3 +258,36 @@ def test_remove_frees_the_cache(hub: FakeHub, settings: Settings) -> None:
     assert freed >= size > 0
     assert not store.is_installed(spec, settings)
     assert not Path(store.hub_cache_dir(), "models--tiny-org--tiny-sd15", "snapshots", COMMIT).exists()
+
+
+def test_generate_pulls_a_missing_package_first(tiny_folder: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from click.testing import CliRunner
+
+    from gambarkan.cli import main
+    from gambarkan.engine import generate
+
+    monkeypatch.setattr(generate, "_default_engine", None)
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+
+    def _invoke(*args: str):
+        return CliRunner().invoke(main, list(args), catch_exceptions=False)
+
+    small = ["--steps", "2", "-W", "64", "-H", "64", "--no-translate", "--seed", "7", "--json"]
+    hub = FakeHub(tiny_folder)
+    try:
+        monkeypatch.setenv("HF_ENDPOINT", hub.url)
+        monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hf"))
+        added = _invoke("models", "add", "dari-hub", REPO, "--revision", COMMIT, "--steps", "2")
+        assert added.exit_code == 0, added.output
+        offline = _invoke("generate", "x", "--preset", "dari-hub", "--offline", *small)
+        assert offline.exit_code == 2 and "not downloaded and offline mode is on" in offline.output
+        assert not any("/resolve/" in p for _, p, _ in hub.log)
+
+        run = _invoke("generate", "a bird", "--preset", "dari-hub", "-o", str(tmp_path / "out"), *small)
+        assert run.exit_code == 0, run.output
+        assert any(m == "GET" and p.endswith(".safetensors") for m, p, _ in hub.log)
+        assert json.loads(run.stdout.strip().splitlines()[-1])["preset"] == "dari-hub"
+        pulled = _invoke("models", "pull", "dari-hub")
+        assert "already downloaded" in pulled.output
+    finally:
+        hub.close()
