@@ -157,6 +157,18 @@ def disk_usage_bytes(spec: ModelSpec, settings: Any) -> int:
     return sum(sum(files.values()) for files in record.get("files", {}).values())
 
 
+def folder_variant(folder: Path | str) -> str | None:
+    """``"fp16"`` when a diffusers folder holds only fp16-variant weights (pass it as
+    ``from_pretrained(..., variant=...)``, which otherwise looks for the plain file names)."""
+    folder = Path(folder)
+    for sub in ("unet", "transformer"):
+        weights = list((folder / sub).glob("diffusion_pytorch_model*.safetensors"))
+        if weights:
+            plain = any(p.name == "diffusion_pytorch_model.safetensors" for p in weights)
+            return "fp16" if not plain and any(".fp16." in p.name for p in weights) else None
+    return None
+
+
 # --- planning ----------------------------------------------------------------------------
 
 

@@ -291,3 +291,11 @@ def test_generate_pulls_a_missing_package_first(tiny_folder: Path, tmp_path: Pat
         assert "already downloaded" in pulled.output
     finally:
         hub.close()
+
+
+def test_folder_variant_tells_fp16_only_folders(tmp_path: Path, tiny_folder: Path) -> None:
+    from gambarkan.testing import tiny_pipeline
+
+    assert store.folder_variant(tiny_folder) is None
+    tiny_pipeline().save_pretrained(tmp_path / "half", variant="fp16")
+    assert store.folder_variant(tmp_path / "half") == "fp16"
