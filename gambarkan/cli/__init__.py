@@ -22,6 +22,8 @@ LAZY_COMMANDS: dict[str, str] = {
     "bench": "gambarkan.cli.bench:bench",
     "models": "gambarkan.cli.models:models",
     "translate": "gambarkan.cli.translate:translate",
+    "history": "gambarkan.cli.history:history",
+    "again": "gambarkan.cli.history:again",
 }
 
 

@@ -370,19 +370,23 @@ class History:
 
     def export(self, fmt: str = "jsonl", text: str | None = None, limit: int | None = None) -> str:
         """The rows (newest first) as JSON Lines or CSV text."""
-        if fmt not in EXPORT_FORMATS:
-            from gambarkan.errors import InvalidRequestError
+        return format_records(self.search(text, limit), fmt)
 
-            raise InvalidRequestError(f"unknown export format '{fmt}'", f"use one of: {', '.join(EXPORT_FORMATS)}")
-        records = self.search(text, limit)
-        if fmt == "jsonl":
-            return "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records)
-        buffer = io.StringIO()
-        writer = csv.DictWriter(buffer, fieldnames=COLUMNS, lineterminator="\n")
-        writer.writeheader()
-        for record in records:
-            writer.writerow({k: json.dumps(v, ensure_ascii=False) if k in _JSON_COLUMNS else v for k, v in record.items()})
-        return buffer.getvalue()
+
+def format_records(records: list[dict[str, Any]], fmt: str = "jsonl") -> str:
+    """Rows as JSON Lines (one object a line) or CSV (a header, list/dict columns as JSON)."""
+    if fmt not in EXPORT_FORMATS:
+        from gambarkan.errors import InvalidRequestError
+
+        raise InvalidRequestError(f"unknown export format '{fmt}'", f"use one of: {', '.join(EXPORT_FORMATS)}")
+    if fmt == "jsonl":
+        return "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records)
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    for record in records:
+        writer.writerow({k: json.dumps(v, ensure_ascii=False) if k in _JSON_COLUMNS else v for k, v in record.items()})
+    return buffer.getvalue()
 
 
 def _decode(row: sqlite3.Row) -> dict[str, Any]:
