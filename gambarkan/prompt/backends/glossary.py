@@ -378,6 +378,10 @@ class GlossaryTranslator:
         i = 0
         while i < len(raw):
             word = raw[i]
+            if word in ("AND", "BREAK"):  # A1111 keywords that may sit inside a phrase
+                toks.append(Tok(word, "punct"))
+                i += 1
+                continue
             if not word[0].isalpha():
                 if re.fullmatch(r"\d+", word):
                     toks.append(Tok(word, "num"))

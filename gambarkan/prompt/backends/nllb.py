@@ -57,11 +57,16 @@ class NllbBackend:
                     "pip install 'gambarkan[nllb]', or use --translator glossary",
                 ) from None
             local_only = self.offline and not Path(self.model_id).is_dir()
+            if local_only and not weights_available(self.model_id):
+                raise NetworkError(
+                    f"the nllb translator's weights ({self.model_id}) are not downloaded and offline mode is on",
+                    "connect once without --offline to download them (~2.5 GB), or use --translator glossary",
+                )
             try:
                 tokenizer = AutoTokenizer.from_pretrained(self.model_id, local_files_only=local_only)
                 model = AutoModelForSeq2SeqLM.from_pretrained(self.model_id, local_files_only=local_only)
-            except OSError as exc:
-                if local_only or _is_network_error(exc):
+            except Exception as exc:  # transformers and safetensors raise many kinds for missing or bad files
+                if not weights_available(self.model_id) and _is_network_error(exc):
                     raise NetworkError(
                         f"the nllb translator's weights ({self.model_id}) are not downloaded and cannot be fetched now",
                         "connect once without --offline to download them (~2.5 GB), or use --translator glossary",
