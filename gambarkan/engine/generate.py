@@ -87,26 +87,22 @@ def _translate(prompt: str, negative: str, request: GenerationRequest, settings:
 
 
 def _conditioning(pipe: Any, prompt: str, negative: str, clip_skip: int, steps: int) -> tuple[dict[str, Any], Callable | None]:
-    """Pipeline kwargs for the text conditioning and an optional per-step hook (prompt issue)."""
-    kwargs: dict[str, Any] = {"prompt": prompt, "negative_prompt": negative or None}
-    if clip_skip <= 1:
-        return kwargs, None
-    if hasattr(pipe, "text_encoder_2"):
-        kwargs["clip_skip"] = clip_skip - 1  # A1111 "Clip skip: 2" == diffusers clip_skip=1
-        return kwargs, None
-    # diffusers' SD1.x clip_skip reaches for `text_encoder.text_model`, gone in transformers 5.
-    return {"prompt_embeds": _skip_encode(pipe, prompt, clip_skip), "negative_prompt_embeds": _skip_encode(pipe, negative, clip_skip)}, None
+    """Pipeline kwargs for the text conditioning and an optional per-step hook (prompt issue).
+
+    A1111 semantics: weights, BREAK, prompts past 77 tokens in 75-token chunks, clip skip,
+    prompt editing switched per step through ``callback_on_step_end``.
+    """
+    from gambarkan.prompt.encode import build_conditioning
+
+    cond = build_conditioning(pipe, prompt, negative, clip_skip, steps)
+    return cond.pipeline_kwargs, cond.on_step
 
 
-def _skip_encode(pipe: Any, text: str, clip_skip: int) -> Any:
-    """CLIP embeddings from the layer ``clip_skip`` from the end, final layer norm applied (A1111)."""
-    import torch
+def _networks(pipe: Any, prompt: str, negative: str, settings: Settings) -> dict[str, str]:
+    """Load the prompt's LoRAs / embeddings (unloading others); returns their PNG metadata."""
+    from gambarkan.models.loras import apply_networks
 
-    encoder = pipe.text_encoder
-    ids = pipe.tokenizer(text, padding="max_length", max_length=pipe.tokenizer.model_max_length, truncation=True, return_tensors="pt").input_ids
-    with torch.no_grad():
-        hidden = encoder(ids.to(encoder.device), output_hidden_states=True).hidden_states[-clip_skip]
-        return getattr(encoder, "text_model", encoder).final_layer_norm(hidden)
+    return apply_networks(pipe, prompt, negative, settings).metadata()
 
 
 def _record(result: GenerationResult | None, request: GenerationRequest, error: BaseException | None, settings: Settings) -> None:
@@ -238,6 +234,7 @@ class Engine:
         timings["load"] = 0.0 if cached else time.perf_counter() - t
         pipe = loaded.pipe
 
+        plan.extra.update(_networks(pipe, translation.prompt, translation.negative_prompt, self.settings))
         seed = request.seed if request.seed >= 0 else random.randint(0, 2**32 - 1 - request.batch_size * request.count)
         out_dir = _output_dir(request, self.settings) if request.save else None
         images: list[GeneratedImage] = []
