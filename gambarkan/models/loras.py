@@ -153,12 +153,16 @@ def _quiet() -> Iterator[None]:
     except ImportError:  # pragma: no cover
         yield
         return
+    import warnings
+
     levels = (dlog.get_verbosity(), tlog.get_verbosity())
     dlog.set_verbosity_error()
     tlog.set_verbosity_error()
     tlog.disable_progress_bar()
     try:
-        yield
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=".*peft_config.*")
+            yield
     finally:
         dlog.set_verbosity(levels[0])
         tlog.set_verbosity(levels[1])
@@ -202,7 +206,13 @@ def sync_loras(pipe: Any, wanted: list[tuple[NetworkFile, float]]) -> None:
                     del state[a]
     for name, file in files.items():
         if name not in state:
-            _load(pipe, name, file)
+            try:
+                _load(pipe, name, file)
+            except ModelLoadError:
+                if not state:  # nothing else of ours loaded: remove every trace of peft layers
+                    with contextlib.suppress(Exception), _quiet():
+                        pipe.unload_lora_weights()
+                raise
             state[name] = file.signature
     if files:
         pipe.set_adapters(list(weights), adapter_weights=list(weights.values()))

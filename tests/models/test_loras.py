@@ -176,20 +176,19 @@ def test_kohya_and_diffusers_formats_give_the_same_image(pipe, settings):
     _run(pipe, "a cat", settings)
 
 
-def test_unknown_lora_fails_before_touching_the_pipeline(pipe, settings, fresh_image):
+def test_unknown_lora_fails_before_touching_the_pipeline(pipe, settings):
     _run(pipe, "a photo of a cat <lora:Sketchy:1>", settings)
     with pytest.raises(UnknownModelError):
         apply_networks(pipe, "a cat <lora:Sketchy:1> <lora:nope:1>", "", settings)
     assert len(loaded_loras(pipe)) == 1
-    _, after = _run(pipe, "a photo of a cat", settings)
-    assert np.array_equal(after, fresh_image)
+    apply_networks(pipe, "a photo of a cat", "", settings)
+    assert loaded_loras(pipe) == {}
 
 
-def test_lora_for_another_architecture_is_a_clear_error(pipe, settings, fresh_image):
+def test_lora_for_another_architecture_is_a_clear_error(pipe, settings):
     with pytest.raises(ModelLoadError, match="xl_only"):
         apply_networks(pipe, "a cat <lora:xl_only:1>", "", settings)
-    _, after = _run(pipe, "a photo of a cat", settings)
-    assert np.array_equal(after, fresh_image)
+    assert loaded_loras(pipe) == {} and all(not a for a in pipe.get_list_adapters().values())
 
 
 def test_lora_hashes_metadata(settings, lora_dir):
