@@ -24,6 +24,7 @@ LAZY_COMMANDS: dict[str, str] = {
     "translate": "gambarkan.cli.translate:translate",
     "history": "gambarkan.cli.history:history",
     "again": "gambarkan.cli.history:again",
+    "loras": "gambarkan.cli.loras:loras",
 }
 
 

@@ -248,3 +248,40 @@ def test_file_hash_is_cached_and_addnet_differs(lora_dir):
     path = lora_dir / "Sketchy.safetensors"
     assert file_hash(path) == hashlib.sha256(path.read_bytes()).hexdigest()
     assert file_hash(path, addnet=True) != file_hash(path)
+
+
+# --- through the engine and the CLI -----------------------------------------------------------------
+
+
+def test_engine_applies_loras_and_records_hashes(tiny_sd15_dir, lora_dir, tmp_path, monkeypatch):
+    from gambarkan.engine.generate import Engine
+    from gambarkan.outputs.png import read_parameters
+    from gambarkan.request import GenerationRequest
+
+    monkeypatch.setenv("GAMBARKAN_LORA_DIRS", str(lora_dir))
+    monkeypatch.setenv("GAMBARKAN_EMBEDDING_DIRS", str(lora_dir.parent / "emb"))
+    engine = Engine()
+    small = dict(model=str(tiny_sd15_dir), steps=2, width=64, height=64, seed=3, translate=False, out_dir=str(tmp_path))
+    plain = engine.generate(GenerationRequest(prompt="a (red:1.2) cat", **small)).images[0]
+    styled = engine.generate(GenerationRequest(prompt="a (red:1.2) cat <lora:Sketchy:0.8>", negative_prompt="kucingku", **small)).images[0]
+    again = engine.generate(GenerationRequest(prompt="a (red:1.2) cat", **small)).images[0]
+    assert np.asarray(plain.image).tolist() != np.asarray(styled.image).tolist()
+    assert np.array_equal(np.asarray(plain.image), np.asarray(again.image))
+    params = read_parameters(styled.path)
+    assert params["prompt"] == "a (red:1.2) cat <lora:Sketchy:0.8>"  # tags stay in the record, like A1111
+    assert params["Lora hashes"].startswith("Sketchy: ") and params["TI hashes"].startswith("kucingku: ")
+    assert "Lora hashes" not in read_parameters(plain.path)
+    with pytest.raises(UnknownModelError, match="did you mean 'Sketchy'"):
+        engine.generate(GenerationRequest(prompt="a cat <lora:Sketchi:1>", **small))
+
+
+def test_loras_command_lists_files(cli, lora_dir, tmp_path):
+    import json
+
+    out = cli("loras", "--json", "--lora-dir", str(lora_dir))
+    assert out.returncode == 0, out.stderr
+    data = json.loads(out.stdout)
+    assert [f["name"] for f in data["files"]] == ["Sketchy", "sketchy_kohya", "watercolor", "xl_only"]
+    assert data["skipped"] == [str(lora_dir / "pickled.pt")]
+    text = cli("loras", "--embeddings", env={"GAMBARKAN_EMBEDDING_DIRS": str(lora_dir.parent / "emb")})
+    assert text.returncode == 0 and "kucingku" in text.stdout and "xl_emb" in text.stdout
