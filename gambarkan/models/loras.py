@@ -260,10 +260,10 @@ class Networks:
 
 def resolve_loras(prompt: str, dirs: Iterable[Path]) -> list[tuple[NetworkFile, float]]:
     """The LoRA files named by ``<lora:...>`` tags in ``prompt`` (raises on unknown names)."""
-    from gambarkan.prompt.syntax import extract_loras
+    from gambarkan.prompt.syntax import extract_tags
 
-    dirs = list(dirs)
-    return [(find(name, dirs, "lora"), weight) for name, weight in extract_loras(prompt)[1]]
+    dirs = list(dirs)  # problems with tags are warned about once, by prompt.encode
+    return [(find(name, dirs, "lora"), weight) for name, weight in extract_tags(prompt, warn=False)[1]]
 
 
 def apply_networks(

@@ -233,6 +233,11 @@ def test_embedding_activates_when_named(settings, lora_dir):
 
     assert torch.equal(token_vectors, load_file(str(lora_dir.parent / "emb" / "kucingku.safetensors"))["emb_params"])
     assert with_emb.shape == plain.shape
+    from gambarkan.prompt.encode import chunk_tokens
+
+    added = [pipe.tokenizer.convert_tokens_to_ids(t) for t in ("kucingku", "kucingku_1")]
+    assert chunk_tokens(pipe, pipe.tokenizer, "a (kucingku:1.2)")[0].tokens[-2:] == added
+    assert chunk_tokens(pipe, pipe.tokenizer, "a (kucingku:1.2)")[0].weights[-2:] == [1.2, 1.2]
 
 
 def test_sdxl_embedding_and_wrong_kind(settings):

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from gambarkan.prompt.encode import CHUNK, build_conditioning, chunk_tokens, encode_prompt
 from gambarkan.testing import tiny_pipeline
@@ -208,3 +212,14 @@ def test_lora_tags_are_not_encoded_and_malformed_prompts_warn(sd15):
     with pytest.warns(PromptWarning):
         cond = build_conditioning(sd15, "((a cat:abc) [dog", "", steps=2)
     assert cond.pipeline_kwargs["prompt_embeds"].shape[1] == 77
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.text(alphabet="ab ,:|()[]<>\\.0123456789BREAKlor", max_size=30), st.integers(1, 5))
+def test_fuzzed_prompts_always_encode(sd15, prompt, steps):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        cond = build_conditioning(sd15, prompt, prompt[::-1], steps=steps)
+    kw = cond.pipeline_kwargs
+    assert kw["prompt_embeds"].shape == kw["negative_prompt_embeds"].shape
+    assert torch.isfinite(kw["prompt_embeds"]).all()
