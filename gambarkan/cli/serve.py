@@ -1,0 +1,119 @@
+"""``gambarkan serve``: the HTTP server (OpenAI- and A1111-compatible APIs, job API with progress)."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import click
+
+from gambarkan.cli.common import err_console, handle_errors, quiet_libraries
+
+
+def _import_server() -> None:
+    from gambarkan.errors import DependencyMissingError
+
+    try:
+        import fastapi  # noqa: F401
+        import sse_starlette  # noqa: F401
+        import uvicorn  # noqa: F401
+    except ImportError as exc:
+        raise DependencyMissingError(f"gambarkan serve needs {exc.name}", "pip install 'gambarkan[server]'") from None
+
+
+def run_server(app: Any, host: str, port: int, shutdown_timeout: float, log_level: str = "info") -> None:
+    """Serve ``app`` with uvicorn; on SIGTERM/SIGINT stop taking jobs at once and cancel queued ones."""
+    import uvicorn
+
+    queue = app.state.gambarkan.queue
+
+    class Server(uvicorn.Server):
+        def handle_exit(self, sig: int, frame: Any) -> None:
+            queue.begin_shutdown(shutdown_timeout)
+            super().handle_exit(sig, frame)
+
+    config = uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        log_level=log_level,
+        timeout_graceful_shutdown=int(shutdown_timeout) + 15,
+        server_header=False,
+    )
+    Server(config).run()
+
+
+@click.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on; anything but loopback needs --api-key.")
+@click.option("--port", default=7860, show_default=True, type=int, help="Port to listen on.")
+@click.option("--model", "-m", default=None, help="Default model: a package name, Hub id, diffusers folder or .safetensors file.")
+@click.option("--preset", "-p", default=None, help="Default model package (see: gambarkan models list).")
+@click.option("--api-key", "api_keys", multiple=True, help="Accepted API key (repeatable); also GAMBARKAN_API_KEYS=key1,key2.")
+@click.option("--insecure", is_flag=True, help="Allow listening off loopback without an API key (anyone can use it).")
+@click.option("--queue-size", default=32, show_default=True, type=click.IntRange(1, 10_000), help="Jobs that may wait; more get HTTP 429.")
+@click.option("--max-size", default=2048, show_default=True, type=click.IntRange(64, 8192), help="Largest width/height a request may ask for.")
+@click.option("--max-steps", default=150, show_default=True, type=click.IntRange(1, 150), help="Most steps a request may ask for.")
+@click.option("--max-images", default=16, show_default=True, type=click.IntRange(1, 1600), help="Most images per request (batch size x count).")
+@click.option("--max-body", default=1024 * 1024, show_default=True, type=click.IntRange(1024), help="Largest request body in bytes.")
+@click.option("--shutdown-timeout", default=30.0, show_default=True, type=float, help="Seconds the running job may finish on shutdown before it is cancelled.")
+@click.option("--no-save", is_flag=True, help="Do not keep PNGs of OpenAI b64_json and native jobs (A1111 follows save_images).")
+@click.option("--log-level", default="info", type=click.Choice(["critical", "error", "warning", "info", "debug"]), show_default=True)
+@handle_errors
+def serve(
+    host: str,
+    port: int,
+    model: str | None,
+    preset: str | None,
+    api_keys: tuple[str, ...],
+    insecure: bool,
+    queue_size: int,
+    max_size: int,
+    max_steps: int,
+    max_images: int,
+    max_body: int,
+    shutdown_timeout: float,
+    no_save: bool,
+    log_level: str,
+) -> None:
+    """Serve the OpenAI- and AUTOMATIC1111-compatible APIs and the job API over HTTP.
+
+    \b
+    Examples:
+      gambarkan serve                              # http://127.0.0.1:7860/docs
+      gambarkan serve --preset anime --port 8000
+      gambarkan serve --host 0.0.0.0 --api-key "$(openssl rand -hex 16)"
+    \b
+    Clients: OpenAI(base_url="http://127.0.0.1:7860/v1", api_key="KEY") or
+    webuiapi.WebUIApi(host="127.0.0.1", port=7860).
+    """
+    from gambarkan.config import Settings
+    from gambarkan.server.auth import check_binding, parse_keys
+
+    _import_server()
+    keys = parse_keys(list(api_keys), os.environ.get("GAMBARKAN_API_KEYS"))
+    check_binding(host, keys, insecure)
+    quiet_libraries()
+
+    from gambarkan.server.app import create_app
+    from gambarkan.server.state import ServerConfig
+
+    config = ServerConfig(
+        model=model,
+        preset=preset,
+        api_keys=keys,
+        queue_size=queue_size,
+        max_width=max_size,
+        max_height=max_size,
+        max_steps=max_steps,
+        max_images=max_images,
+        max_body_bytes=max_body,
+        shutdown_timeout=shutdown_timeout,
+        save_outputs=not no_save,
+    )
+    app = create_app(Settings.from_env(), config=config)
+    console = err_console()
+    shown = "localhost" if host in ("0.0.0.0", "::") else host
+    console.print(f"gambarkan {'(API key required) ' if keys else ''}on http://{shown}:{port}  docs: http://{shown}:{port}/docs", markup=False)
+    if insecure and not keys:
+        console.print("warning: no API key; anyone who can reach this address can use the server", markup=False)
+    run_server(app, host, port, shutdown_timeout, log_level)

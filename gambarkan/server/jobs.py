@@ -1,0 +1,447 @@
+"""Jobs: a bounded queue, one worker thread per engine (device), progress events, cancel.
+
+Every surface of the server (OpenAI, A1111, native) submits a ``Job`` here and waits for it;
+the worker runs it through ``Engine.generate`` so the history hook records it. Events are kept
+on the job so any number of SSE listeners (and late ones) see the same ordered stream.
+
+Batching of compatible jobs is deliberately not done: on CPU a batch of 4 tiny-model images
+differs from the same images made alone by 1 level in some pixels, and the issue requires
+batched images to equal single runs exactly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import collections
+import concurrent.futures
+import logging
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+from gambarkan.errors import CancelledError, GambarkanError
+from gambarkan.request import GenerationRequest, GenerationResult
+
+log = logging.getLogger("gambarkan.server")
+
+QUEUED, RUNNING, DONE, FAILED, CANCELLED = "queued", "running", "done", "failed", "cancelled"
+FINISHED = (DONE, FAILED, CANCELLED)
+
+
+class QueueFullError(GambarkanError):
+    """The job queue is full; the client should retry later (HTTP 429 with Retry-After)."""
+
+    http_status = 429
+    code = "queue_full"
+
+    def __init__(self, message: str, hint: str | None = None, retry_after: int = 5) -> None:
+        super().__init__(message, hint)
+        self.headers = {"Retry-After": str(retry_after)}
+
+
+class ShuttingDownError(GambarkanError):
+    """The server is stopping and takes no new jobs."""
+
+    http_status = 503
+    code = "shutting_down"
+
+
+class JobNotFoundError(GambarkanError):
+    """No job with that id (finished jobs are forgotten after a while)."""
+
+    http_status = 404
+    code = "not_found"
+
+
+class JobFinishedError(GambarkanError):
+    """The job has already finished; there is nothing left to cancel."""
+
+    http_status = 409
+    code = "job_finished"
+
+
+def png_base64(image: Any, parameters: str | None = None) -> str:
+    """Base64 PNG (with the A1111 ``parameters`` chunk when given)."""
+    from gambarkan.outputs.png import encode_png
+
+    return base64.b64encode(encode_png(image, parameters)).decode("ascii")
+
+
+@dataclass(eq=False)
+class Job:
+    """One generation request moving through the queue, with its ordered events."""
+
+    request: GenerationRequest
+    source: str = "api"
+    preview_every: int = 0
+    id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    status: str = QUEUED
+    created: float = field(default_factory=time.time)
+    started: float | None = None
+    finished: float | None = None
+    step: int = 0
+    steps: int = 0
+    images_done: int = 0
+    images_total: int = 0
+    batch_index: int = 0
+    batch_count: int = 1
+    preview: Any = None
+    result: GenerationResult | None = None
+    error: GambarkanError | None = None
+    cancel: threading.Event = field(default_factory=threading.Event)
+    future: concurrent.futures.Future = field(default_factory=concurrent.futures.Future)
+    events: list[dict[str, Any]] = field(default_factory=list)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    _waiters: list[tuple[asyncio.AbstractEventLoop, asyncio.Event]] = field(default_factory=list, repr=False)
+
+    def __post_init__(self) -> None:
+        # A waiting HTTP handler that goes away (client disconnected) cancels the future: stop the job too.
+        self.future.add_done_callback(lambda f: self.cancel.set() if f.cancelled() else None)
+
+    # -- events -------------------------------------------------------------------------
+    def emit(self, event: str, data: dict[str, Any]) -> None:
+        """Append an event and wake every async listener (safe from any thread)."""
+        with self._lock:
+            self.events.append({"id": len(self.events), "event": event, "data": data})
+            waiters, self._waiters = self._waiters, []
+        for loop, waiter in waiters:
+            try:
+                loop.call_soon_threadsafe(waiter.set)
+            except RuntimeError:  # the listener's loop is closed: nobody to wake
+                pass
+
+    async def stream(self, start: int = 0):
+        """Yield events from index ``start`` in order until the job has finished."""
+        index = start
+        loop = asyncio.get_running_loop()
+        while True:
+            with self._lock:
+                pending = self.events[index:]
+                waiter = None
+                if not pending:
+                    if self.status in FINISHED:
+                        return
+                    waiter = asyncio.Event()
+                    self._waiters.append((loop, waiter))
+            for event in pending:
+                index += 1
+                yield event
+            if pending and pending[-1]["event"] in ("done", "error"):
+                return
+            if waiter is not None:
+                await waiter.wait()
+
+    # -- state ----------------------------------------------------------------------------
+    @property
+    def progress(self) -> float:
+        """0..1 over all images of the job."""
+        if self.status == DONE:
+            return 1.0
+        if not self.images_total or not self.steps:
+            return 0.0
+        per_batch = self.images_total / max(self.batch_count, 1)
+        done = self.batch_index * per_batch + per_batch * self.step / self.steps
+        return min(done / self.images_total, 1.0)
+
+    def to_dict(self, position: int | None = None, image_url: Any = None) -> dict[str, Any]:
+        """JSON view for ``GET /api/jobs/{id}``; ``image_url(path)`` makes links to saved files."""
+        data: dict[str, Any] = {
+            "id": self.id,
+            "status": self.status,
+            "source": self.source,
+            "created": self.created,
+            "started": self.started,
+            "finished": self.finished,
+            "progress": round(self.progress, 4),
+            "step": self.step,
+            "steps": self.steps,
+            "images_done": self.images_done,
+            "images_total": self.images_total,
+        }
+        if position is not None:
+            data["position"] = position
+        if self.result is not None:
+            data["result"] = result_dict(self.result, image_url)
+        if self.error is not None:
+            data["error"] = self.error.to_dict()
+        return data
+
+
+def result_dict(result: GenerationResult, image_url: Any = None) -> dict[str, Any]:
+    """``GenerationResult.to_dict()`` with server-relative image URLs instead of file paths."""
+    data = result.to_dict()
+    for entry, image in zip(data["images"], result.images):
+        entry.pop("path", None)
+        entry["url"] = image_url(image.path) if image_url and image.path else None
+    return data
+
+
+class JobQueue:
+    """A bounded FIFO of jobs and the worker threads (one per engine) that run them."""
+
+    def __init__(self, engines: list[Any], size: int = 32, keep_finished: int = 200, image_url: Any = None) -> None:
+        self.engines = engines
+        self.image_url = image_url
+        self.size = size
+        self.keep_finished = keep_finished
+        self._pending: collections.deque[Job] = collections.deque()
+        self._jobs: collections.OrderedDict[str, Job] = collections.OrderedDict()
+        self._running: dict[str, Job] = {}
+        self._cond = threading.Condition()
+        self._threads: list[threading.Thread] = []
+        self._paused = False
+        self._closing = False
+        self._stopped = False
+        self.finished_count = 0
+        self.last_duration = 0.0
+
+    # -- lifecycle ------------------------------------------------------------------------
+    def start(self) -> None:
+        """Start one worker thread per engine (idempotent)."""
+        with self._cond:
+            if self._threads:
+                return
+            self._stopped = False
+            for index, engine in enumerate(self.engines):
+                thread = threading.Thread(target=self._work, args=(engine,), name=f"gambarkan-worker-{index}", daemon=True)
+                self._threads.append(thread)
+                thread.start()
+
+    def pause(self) -> None:
+        """Stop taking new jobs from the queue (the running one continues); for tests and admin."""
+        with self._cond:
+            self._paused = True
+
+    def resume(self) -> None:
+        with self._cond:
+            self._paused = False
+            self._cond.notify_all()
+
+    def begin_shutdown(self, timeout: float = 30.0) -> None:
+        """Refuse new jobs, cancel queued ones, and cancel running ones after ``timeout`` seconds.
+
+        Called from the signal handler, so it only flips state and starts a timer.
+        """
+        with self._cond:
+            if self._closing:
+                return
+            self._closing = True
+            queued = list(self._pending)
+            self._pending.clear()
+            self._cond.notify_all()
+        for job in queued:
+            self._finish_cancelled(job, "server is shutting down", record=True)
+        if self._running:
+            timer = threading.Timer(max(timeout, 0.0), self._cancel_running)
+            timer.daemon = True
+            timer.start()
+
+    def shutdown(self, timeout: float = 30.0) -> None:
+        """Stop the workers: the running job may finish within ``timeout``, then it is cancelled."""
+        self.begin_shutdown(timeout)
+        deadline = time.monotonic() + timeout
+        for thread in self._threads:
+            thread.join(max(deadline - time.monotonic(), 0.0))
+        if any(t.is_alive() for t in self._threads):
+            self._cancel_running()
+            for thread in self._threads:
+                thread.join(60.0)
+        with self._cond:
+            self._stopped = True
+            self._threads = []
+
+    def _cancel_running(self) -> None:
+        for job in list(self._running.values()):
+            job.cancel.set()
+
+    # -- submit / query ---------------------------------------------------------------------
+    @property
+    def closing(self) -> bool:
+        return self._closing
+
+    def submit(self, job: Job) -> Job:
+        """Queue ``job``; raises QueueFullError (429) or ShuttingDownError (503)."""
+        with self._cond:
+            if self._closing:
+                raise ShuttingDownError("the server is shutting down", "try again when it is back")
+            if len(self._pending) >= self.size:
+                raise QueueFullError(
+                    f"the queue is full ({self.size} jobs waiting)",
+                    "retry after a few seconds",
+                    retry_after=self.retry_after(),
+                )
+            self._pending.append(job)
+            self._jobs[job.id] = job
+            self._forget_old()
+            position = len(self._pending)
+            job.emit("queued", {"id": job.id, "position": position})
+            self._cond.notify()
+        return job
+
+    def retry_after(self) -> int:
+        """Seconds a client should wait: the last job's duration times the queue length, 1..300."""
+        estimate = (self.last_duration or 5.0) * max(len(self._pending), 1) / max(len(self.engines), 1)
+        return int(min(max(estimate, 1), 300))
+
+    def get(self, job_id: str) -> Job:
+        job = self._jobs.get(job_id)
+        if job is None:
+            raise JobNotFoundError(f"no job with id '{job_id}'", "job ids come from POST /api/jobs")
+        return job
+
+    def position(self, job: Job) -> int | None:
+        """1-based place in the queue, 0 when running, None when finished."""
+        with self._cond:
+            if job.status == RUNNING:
+                return 0
+            try:
+                return self._pending.index(job) + 1
+            except ValueError:
+                return None
+
+    def jobs(self) -> list[Job]:
+        return list(self._jobs.values())
+
+    def running(self) -> list[Job]:
+        return list(self._running.values())
+
+    @property
+    def pending_count(self) -> int:
+        return len(self._pending)
+
+    def cancel(self, job_id: str) -> Job:
+        """Cancel a queued job at once, or ask a running one to stop at its next step."""
+        job = self.get(job_id)
+        with self._cond:
+            if job in self._pending:
+                self._pending.remove(job)
+                queued = True
+            else:
+                queued = False
+        if queued:
+            self._finish_cancelled(job, "cancelled before it started", record=True)
+            self._announce_positions()
+        elif job.status in FINISHED:
+            raise JobFinishedError(f"job '{job_id}' has already {job.status}", None)
+        else:
+            job.cancel.set()
+        return job
+
+    def interrupt(self) -> int:
+        """Cancel every running job (A1111 ``/interrupt``); returns how many."""
+        running = list(self._running.values())
+        for job in running:
+            job.cancel.set()
+        return len(running)
+
+    # -- worker ---------------------------------------------------------------------------
+    def _forget_old(self) -> None:
+        finished = [j for j in self._jobs.values() if j.status in FINISHED]
+        for job in finished[: max(len(finished) - self.keep_finished, 0)]:
+            self._jobs.pop(job.id, None)
+
+    def _next(self) -> Job | None:
+        with self._cond:
+            while not self._closing and (self._paused or not self._pending):
+                self._cond.wait()
+            if self._closing:
+                return None
+            job = self._pending.popleft()
+            job.status = RUNNING
+            job.started = time.time()
+            self._running[job.id] = job
+        self._announce_positions()
+        return job
+
+    def _announce_positions(self) -> None:
+        with self._cond:
+            waiting = list(self._pending)
+        for index, job in enumerate(waiting, 1):
+            job.emit("queued", {"id": job.id, "position": index})
+
+    def _work(self, engine: Any) -> None:
+        while True:
+            job = self._next()
+            if job is None:
+                return
+            try:
+                self._run(engine, job)
+            finally:
+                with self._cond:
+                    self._running.pop(job.id, None)
+                    self.finished_count += 1
+                    self._cond.notify_all()
+
+    def _run(self, engine: Any, job: Job) -> None:
+        job.emit("started", {"id": job.id})
+        started = time.perf_counter()
+
+        def on_progress(p: Any) -> None:
+            job.step, job.steps = p.step, p.steps
+            job.batch_index, job.batch_count = p.batch_index, p.batch_count
+            job.images_done, job.images_total = p.images_done, p.images_total
+            data: dict[str, Any] = {
+                "step": p.step,
+                "steps": p.steps,
+                "batch_index": p.batch_index,
+                "batch_count": p.batch_count,
+                "images_done": p.images_done,
+                "images_total": p.images_total,
+                "progress": round(job.progress, 4),
+            }
+            if p.preview is not None:
+                job.preview = p.preview
+                data["preview"] = png_base64(p.preview)
+            job.emit("progress", data)
+
+        if job.cancel.is_set():
+            # Cancelled between leaving the queue and starting; still recorded via the engine seam.
+            self._finish_cancelled(job, "cancelled before it started", record=True)
+            return
+        try:
+            result = engine.generate(job.request, on_progress=on_progress, cancel=job.cancel, preview_every=job.preview_every)
+        except GambarkanError as exc:
+            self._fail(job, exc, CANCELLED if isinstance(exc, CancelledError) else FAILED)
+        except Exception as exc:  # noqa: BLE001 - a broken job must not stop the worker
+            log.exception("job %s failed", job.id)
+            error = GambarkanError(f"generation failed ({type(exc).__name__})", "see the server log for details")
+            error.http_status = 500
+            error.code = "internal_error"
+            self._fail(job, error, FAILED)
+        else:
+            job.result = result
+            job.status = DONE
+            job.finished = time.time()
+            job.images_done = len(result.images)
+            job.emit("done", {"id": job.id, "result": result_dict(result, self.image_url)})
+            if not job.future.done():
+                job.future.set_result(result)
+        finally:
+            self.last_duration = time.perf_counter() - started
+
+    def _fail(self, job: Job, error: GambarkanError, status: str) -> None:
+        job.error = error
+        job.status = status
+        job.finished = time.time()
+        job.emit("error", {"id": job.id, "error": error.to_dict()})
+        if not job.future.done():
+            job.future.set_exception(error)
+
+    def _finish_cancelled(self, job: Job, why: str, record: bool) -> None:
+        error = CancelledError("generation cancelled", why)
+        if record:
+            _record_cancelled(job, error, getattr(self.engines[0], "settings", None) if self.engines else None)
+        self._fail(job, error, CANCELLED)
+
+
+def _record_cancelled(job: Job, error: CancelledError, settings: Any) -> None:
+    """Record a job that never reached the engine through the engine's history seam."""
+    try:
+        from gambarkan.engine import generate as engine_module
+
+        engine_module._record(None, job.request, error, settings or engine_module.Settings.from_env())
+    except Exception:  # noqa: BLE001 - history is best effort for jobs that never ran
+        log.warning("could not record cancelled job %s in the history", job.id, exc_info=True)
