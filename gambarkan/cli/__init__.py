@@ -21,6 +21,7 @@ LAZY_COMMANDS: dict[str, str] = {
     "doctor": "gambarkan.cli.doctor:doctor",
     "bench": "gambarkan.cli.bench:bench",
     "models": "gambarkan.cli.models:models",
+    "serve": "gambarkan.cli.serve:serve",
     "translate": "gambarkan.cli.translate:translate",
     "history": "gambarkan.cli.history:history",
     "again": "gambarkan.cli.history:again",
