@@ -146,14 +146,16 @@ def show(run_id: int, as_json: bool) -> None:
     ]  # fmt: skip
     row("Settings", ", ".join(s for s in settings if s))
     row("Seeds", ", ".join(str(s) for s in record["seeds"]) or (str(record["seed"]) if record["seed"] is not None else None))
-    for i, name in enumerate(record["paths"]):
-        row("Images" if i == 0 else "", name if Path(name).is_file() else f"{name} (missing)")
     timings = record["timings"]
     if timings:
         row("Time", ", ".join(f"{k} {v:.2f}s" for k, v in timings.items() if not k.startswith("peak")))
     row("Surface", record["surface"])
     _console().print(grid)
-    click.echo(f"\nRun it again: gambarkan again {record['id']}")
+    if record["paths"]:  # plain lines, never wrapped, so they can be copied
+        click.echo("Images:")
+        for name in record["paths"]:
+            click.echo(f"  {name}" + ("" if Path(name).is_file() else " (missing)"))
+    click.echo(f"Run it again: gambarkan again {record['id']}")
 
 
 @history.command()
