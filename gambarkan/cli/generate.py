@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import sys
+import warnings
 from typing import Any
 
 import click
@@ -87,12 +89,19 @@ class StepProgress:
 def run_request(request: Any, as_json: bool, quiet: bool) -> None:
     """Generate ``request`` with a progress bar and print the result (paths or JSON)."""
     from gambarkan.engine.generate import default_engine
+    from gambarkan.prompt.syntax import PromptWarning
 
     quiet_libraries()
     console = err_console()
     show_progress = not quiet and not as_json and sys.stderr.isatty()
-    with StepProgress(show_progress) as progress:
-        result = default_engine().generate(request, on_progress=progress)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("ignore")
+        warnings.simplefilter("always", PromptWarning)
+        with StepProgress(show_progress) as progress:
+            result = default_engine().generate(request, on_progress=progress)
+    for warning in caught:
+        if issubclass(warning.category, PromptWarning) and not quiet:
+            console.print(f"gambarkan: warning: {warning.message}", markup=False)
     if result.translator and result.prompt != result.original_prompt and not quiet:
         console.print(f"Terjemahan ({result.translator}): {result.prompt}", markup=False)
     if as_json:
@@ -112,11 +121,12 @@ def run_request(request: Any, as_json: bool, quiet: bool) -> None:
 @click.argument("prompt", required=False)
 @request_options
 @click.option("--from", "from_image", type=click.Path(dir_okay=False), default=None, help="Re-run the settings stored in a PNG (ours or A1111's).")
+@click.option("--lora-dir", "lora_dirs", multiple=True, type=click.Path(file_okay=False), help="Extra folder to look for LoRAs and embeddings in (repeatable).")
 @click.option("--no-save", is_flag=True, help="Do not write PNG files (useful with --json in scripts).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object with paths, seeds, settings and timings.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar or notes.")
 @handle_errors
-def generate(prompt: str | None, from_image: str | None, no_save: bool, as_json: bool, quiet: bool, **options: Any) -> None:
+def generate(prompt: str | None, from_image: str | None, lora_dirs: tuple[str, ...], no_save: bool, as_json: bool, quiet: bool, **options: Any) -> None:
     """Make images from PROMPT (Bahasa Indonesia, English, or a mix).
 
     \b
@@ -140,4 +150,7 @@ def generate(prompt: str | None, from_image: str | None, no_save: bool, as_json:
     fields.update(options_to_fields(options))
     if no_save:
         fields["save"] = False
+    if lora_dirs:  # read by Settings.from_env() when the engine starts, just below
+        for name in ("GAMBARKAN_LORA_DIRS", "GAMBARKAN_EMBEDDING_DIRS"):
+            os.environ[name] = os.pathsep.join([*lora_dirs, *filter(None, [os.environ.get(name)])])
     run_request(GenerationRequest(**fields), as_json, quiet)
