@@ -126,3 +126,11 @@ def test_info_on_a_png_without_parameters(cli, tmp_path: Path):
     Image.new("RGB", (8, 8)).save(path)
     run = cli("info", str(path))
     assert run.returncode == 2 and "has no generation parameters" in run.stderr
+
+
+def test_malformed_prompt_warns_once_and_still_generates(cli, tiny_sd15_dir: Path, tmp_path: Path):
+    run = cli("generate", "(a cat:abc), [unclosed", "-m", str(tiny_sd15_dir), "-o", str(tmp_path), *SMALL)
+    assert run.returncode == 0, run.stderr
+    warnings = [line for line in run.stderr.splitlines() if line.startswith("gambarkan: warning:")]
+    assert len(warnings) == 1
+    assert len(list(tmp_path.glob("*.png"))) == 1
