@@ -47,9 +47,10 @@ class BodyLimitMiddleware:
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
                 if seen > self.limit:
-                    from gambarkan.server.errors import BodyTooLargeError
+                    from starlette.exceptions import HTTPException
 
-                    raise BodyTooLargeError(f"request body is larger than {self.limit} bytes", "send a smaller request")
+                    # An HTTPException passes through FastAPI's body parsing unchanged (others become 400).
+                    raise HTTPException(413, f"request body is larger than {self.limit} bytes (send a smaller request)")
             return message
 
         await self.app(scope, limited_receive, send)

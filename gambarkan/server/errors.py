@@ -21,11 +21,6 @@ class NotFoundError(GambarkanError):
     code = "not_found"
 
 
-class BodyTooLargeError(GambarkanError):
-    http_status = 413
-    code = "body_too_large"
-
-
 def error_body(error: GambarkanError, param: str | None = None) -> dict[str, Any]:
     data = error.to_dict()
     data["type"] = "invalid_request_error" if error.http_status < 500 else "server_error"

@@ -36,6 +36,11 @@ class LiveServer:
     port: int
     app: Any
     settings: Any
+    key: str = API_KEY
+
+    @property
+    def auth(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.key}"}
 
     @property
     def state(self) -> Any:

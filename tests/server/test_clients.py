@@ -10,8 +10,7 @@ import httpx
 import pytest
 from PIL import Image
 
-from tests.server.conftest import API_KEY
-
+API_KEY = "test-key-3f9a1c"  # the live_server fixture's key
 AUTH = {"Authorization": f"Bearer {API_KEY}"}
 
 
@@ -38,6 +37,10 @@ def sse_events(client: httpx.Client, job_id: str, on_event=None) -> list[tuple[s
                     on_event(name, data)
                 name = None
     return events
+
+
+def test_fixture_key_matches(live_server):
+    assert live_server.key == API_KEY
 
 
 def test_openai_client_makes_images_with_metadata(live_server):
