@@ -69,6 +69,8 @@ class MarianBackend:
                     f"the marian translator's weights ({self.model_id}) are not downloaded and offline mode is on",
                     "connect once without --offline to download them (~300 MB), or use --translator glossary",
                 )
+            if not local_only and not weights_available(self.model_id):
+                require_hub(self.model_id, "marian", "~300 MB")
             try:
                 tokenizer = MarianTokenizer.from_pretrained(self.model_id, local_files_only=local_only)
                 model = MarianMTModel.from_pretrained(self.model_id, local_files_only=local_only)
@@ -97,6 +99,23 @@ class MarianBackend:
         with torch.inference_mode():
             out = self._model.generate(**batch, num_beams=4, max_new_tokens=max_new)
         return [_clean(t) for t in self._tokenizer.batch_decode(out, skip_special_tokens=True)]
+
+
+def require_hub(model_id: str, backend: str, size: str, timeout: float = 3.0) -> None:
+    """Fail in seconds, not minutes of retries, when weights must be downloaded but the Hub is unreachable."""
+    import socket
+    from urllib.parse import urlparse
+
+    from huggingface_hub import constants
+
+    host = urlparse(constants.ENDPOINT).hostname or "huggingface.co"
+    try:
+        socket.create_connection((host, 443), timeout=timeout).close()
+    except OSError:
+        raise NetworkError(
+            f"the {backend} translator's weights ({model_id}) are not downloaded and {host} cannot be reached",
+            f"connect to the internet once to download them ({size}), or use --translator glossary",
+        ) from None
 
 
 def _is_network_error(exc: BaseException) -> bool:

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from gambarkan.errors import DependencyMissingError, ModelLoadError, NetworkError
-from gambarkan.prompt.backends.marian import _clean, _is_network_error
+from gambarkan.prompt.backends.marian import _clean, _is_network_error, require_hub
 
 MODEL_ID = "facebook/nllb-200-distilled-600M"
 LICENCE_NOTICE = (
@@ -62,6 +62,8 @@ class NllbBackend:
                     f"the nllb translator's weights ({self.model_id}) are not downloaded and offline mode is on",
                     "connect once without --offline to download them (~2.5 GB), or use --translator glossary",
                 )
+            if not local_only and not weights_available(self.model_id):
+                require_hub(self.model_id, "nllb", "~2.5 GB")
             try:
                 tokenizer = AutoTokenizer.from_pretrained(self.model_id, local_files_only=local_only)
                 model = AutoModelForSeq2SeqLM.from_pretrained(self.model_id, local_files_only=local_only)
