@@ -74,7 +74,9 @@ def test_history_lists_newest_first_and_searches_both_prompts():
 
     found = json.loads(invoke("history", "--search", "beach", "--json").stdout)
     assert [r["original_prompt"] for r in found] == ["anjing di pantai"]
-    assert [r["original_prompt"] for r in json.loads(invoke("history", "-s", "kucing", "--json").stdout)] == ["kucing oranye tidur"]
+    assert [r["original_prompt"] for r in json.loads(invoke("history", "-s", "kucing", "--json").stdout)] == [
+        "kucing oranye tidur"
+    ]
     assert len(json.loads(invoke("history", "--limit", "2", "--json").stdout)) == 2
     assert [r["status"] for r in json.loads(invoke("history", "--status", "failed", "--json").stdout)] == ["failed"]
     none = invoke("history", "--search", "zebra")
@@ -88,7 +90,15 @@ def test_show_prints_everything_and_marks_missing_files(tmp_path: Path):
     run = invoke("history", "show", str(row_id))
     assert run.exit_code == 0, run.output
     out = " ".join(run.stdout.split())
-    for text in ("kucing [lucu]", "English prompt cute cat", "glossary", "tiny [abcdef0123]", "Euler a, 2 steps, CFG 7, 64x64", "5, 6", f"gambarkan again {row_id}"):
+    for text in (
+        "kucing [lucu]",
+        "English prompt cute cat",
+        "glossary",
+        "tiny [abcdef0123]",
+        "Euler a, 2 steps, CFG 7, 64x64",
+        "5, 6",
+        f"gambarkan again {row_id}",
+    ):
         assert text in out, text
     assert f"\n  {present}\n" in run.stdout and f"\n  {gone} (missing)\n" in run.stdout
     data = json.loads(invoke("history", "show", str(row_id), "--json").stdout)
@@ -99,12 +109,14 @@ def test_unknown_id_is_one_line_and_exit_2():
     for args in (["history", "show", "42"], ["history", "rm", "42"], ["again", "42"]):
         run = invoke(*args)
         assert run.exit_code == 2, args
-        assert run.stderr.strip() == "gambarkan: error: no history entry with id 42 (see the ids with: gambarkan history)"
+        assert (
+            run.stderr.strip() == "gambarkan: error: no history entry with id 42 (see the ids with: gambarkan history)"
+        )
 
 
 def test_export_to_stdout_and_atomically_to_a_file(tmp_path: Path):
     a = add("satu", "one")
-    b = add("dua, \"tiga\"")
+    b = add('dua, "tiga"')
     jsonl = invoke("history", "export")
     assert jsonl.exit_code == 0
     assert [json.loads(line)["id"] for line in jsonl.stdout.splitlines()] == [b, a]
@@ -143,10 +155,23 @@ def test_rm_deletes_rows_and_with_files_their_images(tmp_path: Path):
     assert json.loads(invoke("history", "--json").stdout) == []
 
 
-def test_again_remakes_the_same_pixels_and_takes_changes(engine, tiny_sd15_dir: Path, tmp_path: Path, fresh_default_engine):
+def test_again_remakes_the_same_pixels_and_takes_changes(
+    engine, tiny_sd15_dir: Path, tmp_path: Path, fresh_default_engine
+):
     from PIL import Image
 
-    first = engine.generate(GenerationRequest(prompt="a lighthouse", model=str(tiny_sd15_dir), seed=-1, out_dir=str(tmp_path / "a"), steps=2, width=64, height=64, translate=False))
+    first = engine.generate(
+        GenerationRequest(
+            prompt="a lighthouse",
+            model=str(tiny_sd15_dir),
+            seed=-1,
+            out_dir=str(tmp_path / "a"),
+            steps=2,
+            width=64,
+            height=64,
+            translate=False,
+        )
+    )
     with History.open() as store:
         (row,) = store.search()
 
@@ -194,8 +219,22 @@ def test_generate_from_a_png_written_the_way_a1111_writes_it(tiny_sd15_dir: Path
     assert run.exit_code == 0, run.output
     data = json.loads(run.stdout)
     assert data["prompt"] == "a lighthouse on a cliff, (sunset:1.2)" and data["negative_prompt"] == "blurry"
-    assert (data["seed"], data["steps"], data["cfg"], data["sampler"], data["width"]) == (77, 2, 6.5, "DPM++ 2M Karras", 64)
+    assert (data["seed"], data["steps"], data["cfg"], data["sampler"], data["width"]) == (
+        77,
+        2,
+        6.5,
+        "DPM++ 2M Karras",
+        64,
+    )
     assert data["translator"] is None
     with History.open() as store:
         (row,) = store.search()
     assert row["seed"] == 77 and row["paths"] == [data["images"][0]["path"]]
+
+
+def test_damaged_database_is_one_line_and_exit_2(isolated_home: Path):
+    isolated_home.mkdir(parents=True, exist_ok=True)
+    (isolated_home / "history.db").write_bytes(b"not sqlite at all" * 64)
+    run = invoke("history")
+    assert run.exit_code == 2 and "Traceback" not in run.output
+    assert run.stderr.startswith("gambarkan: error: the history database") and "move it away" in run.stderr

@@ -54,9 +54,18 @@ def _prompt_cell(record: dict[str, Any]) -> Any:
 
 
 @click.group(invoke_without_command=True)
-@click.option("--search", "-s", "text", default=None, help="Only runs whose original or English prompt contains every word.")
-@click.option("--limit", "-n", type=click.IntRange(min=0), default=20, show_default=True, help="How many runs to show (0 = all).")
-@click.option("--status", type=click.Choice(["done", "failed", "cancelled", "interrupted", "running"]), default=None, help="Only runs with this status.")
+@click.option(
+    "--search", "-s", "text", default=None, help="Only runs whose original or English prompt contains every word."
+)
+@click.option(
+    "--limit", "-n", type=click.IntRange(min=0), default=20, show_default=True, help="How many runs to show (0 = all)."
+)
+@click.option(
+    "--status",
+    type=click.Choice(["done", "failed", "cancelled", "interrupted", "running"]),
+    default=None,
+    help="Only runs with this status.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the runs as one JSON array.")
 @click.pass_context
 @handle_errors
@@ -79,11 +88,12 @@ def history(ctx: click.Context, text: str | None, limit: int, status: str | None
         print_json(records)
         return
     if not records:
-        click.echo(f"no generations match '{text}'" if text else "no generations yet (make one with: gambarkan generate \"...\")")
+        click.echo(
+            f"no generations match '{text}'" if text else 'no generations yet (make one with: gambarkan generate "...")'
+        )
         return
-    from rich.table import Table
-
     from rich import box
+    from rich.table import Table
 
     table = Table(header_style="bold", expand=True, box=box.SIMPLE_HEAD, pad_edge=False)
     from rich.text import Text
@@ -145,7 +155,10 @@ def show(run_id: int, as_json: bool) -> None:
         f"{record['width']}x{record['height']}" if record["width"] else None, f"clip skip {record['clip_skip']}" if (record["clip_skip"] or 1) > 1 else None,
     ]  # fmt: skip
     row("Settings", ", ".join(s for s in settings if s))
-    row("Seeds", ", ".join(str(s) for s in record["seeds"]) or (str(record["seed"]) if record["seed"] is not None else None))
+    row(
+        "Seeds",
+        ", ".join(str(s) for s in record["seeds"]) or (str(record["seed"]) if record["seed"] is not None else None),
+    )
     timings = record["timings"]
     if timings:
         row("Time", ", ".join(f"{k} {v:.2f}s" for k, v in timings.items() if not k.startswith("peak")))
@@ -159,9 +172,20 @@ def show(run_id: int, as_json: bool) -> None:
 
 
 @history.command()
-@click.option("--format", "fmt", type=click.Choice(["jsonl", "csv"]), default="jsonl", show_default=True, help="Output format.")
-@click.option("--out", "-o", "out_file", type=click.Path(dir_okay=False), default=None, help="Write to FILE (atomically) instead of stdout.")
-@click.option("--search", "-s", "text", default=None, help="Only runs whose original or English prompt contains every word.")
+@click.option(
+    "--format", "fmt", type=click.Choice(["jsonl", "csv"]), default="jsonl", show_default=True, help="Output format."
+)
+@click.option(
+    "--out",
+    "-o",
+    "out_file",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Write to FILE (atomically) instead of stdout.",
+)
+@click.option(
+    "--search", "-s", "text", default=None, help="Only runs whose original or English prompt contains every word."
+)
 @click.option("--limit", "-n", type=click.IntRange(min=0), default=0, help="At most N runs, newest first (0 = all).")
 @handle_errors
 def export(fmt: str, out_file: str | None, text: str | None, limit: int) -> None:
@@ -223,7 +247,10 @@ def again(run_id: int, new_prompt: str | None, no_save: bool, as_json: bool, qui
         fields = rerun_fields(store.get(run_id))
     if new_prompt is not None:
         fields["prompt"] = new_prompt
-    fields.update(options_to_fields(options))
+    changes = options_to_fields(options)
+    fields.update(changes)
+    if "out_dir" in changes:
+        fields["save"] = True  # an --out asks for files even if the first run kept none
     if no_save:
         fields["save"] = False
     request = GenerationRequest(**fields)

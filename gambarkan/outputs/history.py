@@ -168,7 +168,9 @@ def migrate(conn: sqlite3.Connection, target: int | None = None) -> int:
         return current
     conn.execute("BEGIN IMMEDIATE")
     try:
-        conn.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)")
+        conn.execute(
+            "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)"
+        )
         current = schema_version(conn)
         if current > SCHEMA_VERSION:
             raise HistoryError(
@@ -201,7 +203,9 @@ def connect(path: Path | str) -> sqlite3.Connection:
         path.parent.mkdir(parents=True, exist_ok=True)
         conn = sqlite3.connect(path, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False)
     except (OSError, sqlite3.Error) as exc:
-        raise HistoryError(f"cannot open the history database {path}: {exc}", "check that the folder is writable") from None
+        raise HistoryError(
+            f"cannot open the history database {path}: {exc}", "check that the folder is writable"
+        ) from None
     conn.row_factory = sqlite3.Row
     try:
         conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
@@ -217,7 +221,10 @@ def connect(path: Path | str) -> sqlite3.Connection:
         conn.execute("PRAGMA synchronous = NORMAL")  # safe in WAL: a killed process loses nothing committed
     except sqlite3.DatabaseError as exc:
         conn.close()
-        raise HistoryError(f"the history database {path} is damaged or not a database ({exc})", "move it away; a new one is started") from None
+        raise HistoryError(
+            f"the history database {path} is damaged or not a database ({exc})",
+            "move it away and gambarkan starts a new one",
+        ) from None
     return conn
 
 
@@ -231,7 +238,9 @@ class History:
             migrate(self.conn)
         except sqlite3.DatabaseError as exc:
             self.conn.close()
-            raise HistoryError(f"the history database {self.path} is damaged ({exc})", "move it away; a new one is started") from None
+            raise HistoryError(
+                f"the history database {self.path} is damaged ({exc})", "move it away and gambarkan starts a new one"
+            ) from None
         except BaseException:
             self.conn.close()
             raise
@@ -248,10 +257,10 @@ class History:
     def close(self) -> None:
         self.conn.close()
 
-    def __enter__(self) -> History:
+    def __enter__(self) -> History:  # noqa: PYI034 (typing.Self needs Python 3.11)
         return self
 
-    def __exit__(self, *exc: Any) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.close()
 
     # -- writing ---------------------------------------------------------------------------
@@ -274,7 +283,11 @@ class History:
 
     def finish(self, row_id: int, result: Any = None, error: BaseException | None = None) -> None:
         """Complete row ``row_id`` with ``result`` (done) or ``error`` (failed / cancelled)."""
-        values: dict[str, Any] = {"finished_at": _now(), "status": _status_of(error), "error": _error_text(error) if error else None}
+        values: dict[str, Any] = {
+            "finished_at": _now(),
+            "status": _status_of(error),
+            "error": _error_text(error) if error else None,
+        }
         if result is not None:
             values.update(
                 original_prompt=result.original_prompt, prompt=result.prompt, original_negative_prompt=result.original_negative_prompt,
@@ -300,7 +313,9 @@ class History:
         Their leftover temporary image files (``.gambarkan-<pid>-*.tmp``) are removed too.
         """
         host = socket.gethostname()
-        rows = self.conn.execute("SELECT id, pid, pid_started, out_dir FROM generations WHERE status = 'running' AND host = ?", (host,)).fetchall()
+        rows = self.conn.execute(
+            "SELECT id, pid, pid_started, out_dir FROM generations WHERE status = 'running' AND host = ?", (host,)
+        ).fetchall()
         reaped = 0
         for row in rows:
             if row["pid"] is None or _process_alive(row["pid"], row["pid_started"]):
@@ -348,7 +363,9 @@ class History:
             raise HistoryNotFoundError(f"no history entry with id {row_id}", "see the ids with: gambarkan history")
         return _decode(row)
 
-    def search(self, text: str | None = None, limit: int | None = 20, status: str | None = None) -> list[dict[str, Any]]:
+    def search(
+        self, text: str | None = None, limit: int | None = 20, status: str | None = None
+    ) -> list[dict[str, Any]]:
         """Rows newest first; every word of ``text`` must appear in the original or English prompt."""
         self.reap()
         where: list[str] = []
@@ -423,7 +440,15 @@ def record_start(settings: Any, request: Any, *, surface: str | None = None, out
         return None
 
 
-def record_finish(settings: Any, row_id: int | None, request: Any, result: Any = None, error: BaseException | None = None, *, surface: str | None = None) -> None:
+def record_finish(
+    settings: Any,
+    row_id: int | None,
+    request: Any,
+    result: Any = None,
+    error: BaseException | None = None,
+    *,
+    surface: str | None = None,
+) -> None:
     """Complete row ``row_id`` (or add a whole row when the start was not recorded)."""
     try:
         with History.open(settings) as history:

@@ -26,7 +26,10 @@ from gambarkan.outputs.history import History
 from gambarkan.outputs.png import read_parameters
 from gambarkan.request import GenerationRequest
 
-pytestmark = [pytest.mark.skipif(sys.platform != "linux", reason="SIGKILL and /proc are Linux"), pytest.mark.timeout(600)]
+pytestmark = [
+    pytest.mark.skipif(sys.platform != "linux", reason="SIGKILL and /proc are Linux"),
+    pytest.mark.timeout(600),
+]
 
 MARKER = "gambarkan-test-paused-at"
 ARGS = ["--steps", "3", "-W", "64", "-H", "64", "--no-translate", "--seed", "11", "-q"]
@@ -78,10 +81,40 @@ def crashed(tiny_sd15_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> di
     cli = [sys.executable, "-m", "gambarkan", "generate"]
     model = ["-m", str(tiny_sd15_dir)]
     children = [
-        Child("sample", cli + ["killed while sampling", *model, *ARGS, "-o", str(out / "sample")], {**base_env, "GAMBARKAN_TEST_PAUSE_AT": "sample"}, True),
-        Child("write", cli + ["killed between two images", *model, *ARGS, "-b", "2", "-o", str(out / "write")], {**base_env, "GAMBARKAN_TEST_PAUSE_AT": "write"}, True),
-        Child("history", cli + ["killed while recording", *model, *ARGS, "-o", str(out / "history")], {**base_env, "GAMBARKAN_TEST_PAUSE_AT": "history"}, True),
-        Child("png-fsync", [sys.executable, "-c", PAUSE_IN_PNG_FSYNC, "generate", "killed while writing the png", *model, *ARGS, "-o", str(out / "png-fsync")], base_env, True),
+        Child(
+            "sample",
+            cli + ["killed while sampling", *model, *ARGS, "-o", str(out / "sample")],
+            {**base_env, "GAMBARKAN_TEST_PAUSE_AT": "sample"},
+            True,
+        ),
+        Child(
+            "write",
+            cli + ["killed between two images", *model, *ARGS, "-b", "2", "-o", str(out / "write")],
+            {**base_env, "GAMBARKAN_TEST_PAUSE_AT": "write"},
+            True,
+        ),
+        Child(
+            "history",
+            cli + ["killed while recording", *model, *ARGS, "-o", str(out / "history")],
+            {**base_env, "GAMBARKAN_TEST_PAUSE_AT": "history"},
+            True,
+        ),
+        Child(
+            "png-fsync",
+            [
+                sys.executable,
+                "-c",
+                PAUSE_IN_PNG_FSYNC,
+                "generate",
+                "killed while writing the png",
+                *model,
+                *ARGS,
+                "-o",
+                str(out / "png-fsync"),
+            ],
+            base_env,
+            True,
+        ),
         Child("ok-a", cli + ["first of two at once", *model, *ARGS, "-o", str(out / "shared")], base_env, False),
         Child("ok-b", cli + ["second of two at once", *model, *ARGS, "-o", str(out / "shared")], base_env, False),
     ]
@@ -113,7 +146,9 @@ def test_each_child_died_at_its_point_and_the_others_finished(crashed: dict):
     for name in KILLED:
         assert children[name].paused, (name, "".join(children[name].stderr)[-2000:])
         assert crashed["codes"][name] == -signal.SIGKILL
-    assert crashed["codes"]["ok-a"] == crashed["codes"]["ok-b"] == 0, "".join(children["ok-a"].stderr + children["ok-b"].stderr)[-2000:]
+    assert crashed["codes"]["ok-a"] == crashed["codes"]["ok-b"] == 0, "".join(
+        children["ok-a"].stderr + children["ok-b"].stderr
+    )[-2000:]
 
 
 def test_database_opens_cleanly(crashed: dict):
@@ -174,11 +209,15 @@ def test_two_cli_runs_at_once_both_get_their_rows(crashed: dict):
 
 # -- full disk and unwritable folders, in process ----------------------------------------------
 
-SMALL = dict(steps=2, width=64, height=64, translate=False)
+SMALL = {"steps": 2, "width": 64, "height": 64, "translate": False}
 
 
-def test_disk_full_keeps_earlier_images_and_rows(engine, tiny_sd15_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
-    request = GenerationRequest(prompt="a boat", model=str(tiny_sd15_dir), seed=1, out_dir=str(tmp_path / "out"), **SMALL)
+def test_disk_full_keeps_earlier_images_and_rows(
+    engine, tiny_sd15_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    request = GenerationRequest(
+        prompt="a boat", model=str(tiny_sd15_dir), seed=1, out_dir=str(tmp_path / "out"), **SMALL
+    )
     earlier = engine.generate(request).paths[0]
     earlier_bytes = earlier.read_bytes()
     with History.open() as store:
@@ -210,7 +249,9 @@ def test_unwritable_output_folder_is_a_clear_error(engine, tiny_sd15_dir: Path, 
     blocker = tmp_path / "a-file"
     blocker.write_text("not a folder")
     with pytest.raises(DiskFullError, match="cannot write to"):
-        engine.generate(GenerationRequest(prompt="x", model=str(tiny_sd15_dir), seed=1, out_dir=str(blocker / "sub"), **SMALL))
+        engine.generate(
+            GenerationRequest(prompt="x", model=str(tiny_sd15_dir), seed=1, out_dir=str(blocker / "sub"), **SMALL)
+        )
     with History.open() as store:
         (row,) = store.search()
     assert row["status"] == "failed" and "cannot write to" in row["error"] and row["paths"] == []

@@ -14,16 +14,20 @@ from pathlib import Path
 
 import pytest
 
-from gambarkan.errors import CancelledError, DiskFullError
+from gambarkan.errors import CancelledError, DiskFullError, GambarkanError
 from gambarkan.outputs import history as H
 from gambarkan.outputs.history import History, HistoryError, HistoryNotFoundError
 from gambarkan.request import GeneratedImage, GenerationRequest, GenerationResult
 
-SMALL = dict(steps=2, width=64, height=64, translate=False)
+SMALL = {"steps": 2, "width": 64, "height": 64, "translate": False}
 
 
-def fake_result(request: GenerationRequest, english: str | None = None, paths: list[Path] = (), seed: int = 5) -> GenerationResult:
-    images = [GeneratedImage(None, seed + i, i, Path(p)) for i, p in enumerate(paths)] or [GeneratedImage(None, seed, 0, None)]
+def fake_result(
+    request: GenerationRequest, english: str | None = None, paths: list[Path] = (), seed: int = 5
+) -> GenerationResult:
+    images = [GeneratedImage(None, seed + i, i, Path(p)) for i, p in enumerate(paths)] or [
+        GeneratedImage(None, seed, 0, None)
+    ]
     return GenerationResult(
         images=images, prompt=english or request.prompt, negative_prompt=request.negative_prompt, original_prompt=request.prompt,
         original_negative_prompt=request.negative_prompt, model="tiny", model_hash="abcdef0123", sampler="Euler a", steps=2,
@@ -31,7 +35,9 @@ def fake_result(request: GenerationRequest, english: str | None = None, paths: l
     )  # fmt: skip
 
 
-def add(store: History, prompt: str, english: str | None = None, error: BaseException | None = None, paths: list[Path] = ()) -> int:
+def add(
+    store: History, prompt: str, english: str | None = None, error: BaseException | None = None, paths: list[Path] = ()
+) -> int:
     request = GenerationRequest(prompt=prompt, seed=5)
     row_id = store.start(request, surface="test")
     store.finish(row_id, None if error else fake_result(request, english, list(paths)), error)
@@ -108,7 +114,10 @@ def test_statuses_and_errors(store: History):
     cancelled = add(store, "a bird", error=CancelledError("generation cancelled"))
     crashed = add(store, "a fish", error=RuntimeError("boom\nsecond line"))
     assert store.get(done)["status"] == "done" and store.get(done)["error"] is None
-    assert store.get(failed)["status"] == "failed" and store.get(failed)["error"] == "no space left on the disk holding /x (free some space)"
+    assert (
+        store.get(failed)["status"] == "failed"
+        and store.get(failed)["error"] == "no space left on the disk holding /x (free some space)"
+    )
     assert store.get(cancelled)["status"] == "cancelled"
     assert store.get(crashed)["error"] == "RuntimeError: boom"
 
@@ -155,7 +164,11 @@ def test_export_jsonl_and_csv(store: History, tmp_path: Path):
     lines = store.export("jsonl").splitlines()
     assert [json.loads(line)["id"] for line in lines] == [b, a]
     first = json.loads(lines[1])
-    assert first["original_prompt"] == 'kucing "lucu", 1,2' and first["paths"] == [str(png)] and first["request"]["seed"] == 5
+    assert (
+        first["original_prompt"] == 'kucing "lucu", 1,2'
+        and first["paths"] == [str(png)]
+        and first["request"]["seed"] == 5
+    )
 
     rows = list(csv.DictReader(io.StringIO(store.export("csv"))))
     assert [int(r["id"]) for r in rows] == [b, a]
@@ -198,7 +211,12 @@ WRITER = textwrap.dedent(
 
 
 def test_two_processes_writing_at_once_both_get_every_row(isolated_home: Path):
-    procs = [subprocess.Popen([sys.executable, "-c", WRITER, name, "40"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for name in ("alpha", "beta")]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", WRITER, name, "40"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+        for name in ("alpha", "beta")
+    ]
     outputs = [p.communicate(timeout=120) for p in procs]
     assert [p.returncode for p in procs] == [0, 0], outputs
     assert all("locked" not in err for _, err in outputs)
@@ -213,7 +231,15 @@ def test_two_processes_writing_at_once_both_get_every_row(isolated_home: Path):
 
 
 def test_engine_records_a_done_row_with_everything(engine, tiny_sd15_dir: Path, tmp_path: Path):
-    request = GenerationRequest(prompt="a red cat", negative_prompt="blurry", model=str(tiny_sd15_dir), seed=-1, batch_size=2, out_dir=str(tmp_path), **SMALL)
+    request = GenerationRequest(
+        prompt="a red cat",
+        negative_prompt="blurry",
+        model=str(tiny_sd15_dir),
+        seed=-1,
+        batch_size=2,
+        out_dir=str(tmp_path),
+        **SMALL,
+    )
     result = engine.generate(request)
     with History.open() as store:
         (row,) = store.search()
@@ -230,11 +256,15 @@ def test_engine_records_a_done_row_with_everything(engine, tiny_sd15_dir: Path, 
 def test_engine_records_failed_and_cancelled_runs(engine, tiny_sd15_dir: Path, tmp_path: Path):
     import threading
 
-    with pytest.raises(Exception):
+    with pytest.raises(GambarkanError):
         engine.generate(GenerationRequest(prompt="x", model=str(tmp_path / "no-such-model"), **SMALL))
     cancel = threading.Event()
     with pytest.raises(CancelledError):
-        engine.generate(GenerationRequest(prompt="y", model=str(tiny_sd15_dir), seed=1, save=False, **SMALL), on_progress=lambda e: cancel.set(), cancel=cancel)
+        engine.generate(
+            GenerationRequest(prompt="y", model=str(tiny_sd15_dir), seed=1, save=False, **SMALL),
+            on_progress=lambda e: cancel.set(),
+            cancel=cancel,
+        )
     with History.open() as store:
         cancelled, failed = store.search()
     assert failed["status"] == "failed" and "no-such-model" in failed["error"] and failed["paths"] == []
@@ -255,12 +285,18 @@ def test_gambarkan_generate_api_adds_a_row(tiny_sd15_dir: Path, monkeypatch: pyt
 def test_engine_without_history_adds_no_row(tiny_sd15_dir: Path, isolated_home: Path):
     from gambarkan.engine.generate import Engine
 
-    Engine(history=False).generate(GenerationRequest(prompt="bench", model=str(tiny_sd15_dir), seed=1, save=False, **SMALL))
+    Engine(history=False).generate(
+        GenerationRequest(prompt="bench", model=str(tiny_sd15_dir), seed=1, save=False, **SMALL)
+    )
     assert not (isolated_home / "history.db").exists()
 
 
-def test_broken_history_never_costs_an_image(engine, tiny_sd15_dir: Path, tmp_path: Path, isolated_home: Path, caplog: pytest.LogCaptureFixture):
+def test_broken_history_never_costs_an_image(
+    engine, tiny_sd15_dir: Path, tmp_path: Path, isolated_home: Path, caplog: pytest.LogCaptureFixture
+):
     (isolated_home / "history.db").mkdir(parents=True)  # cannot be opened as a database
-    result = engine.generate(GenerationRequest(prompt="x", model=str(tiny_sd15_dir), seed=1, out_dir=str(tmp_path), **SMALL))
+    result = engine.generate(
+        GenerationRequest(prompt="x", model=str(tiny_sd15_dir), seed=1, out_dir=str(tmp_path), **SMALL)
+    )
     assert result.paths[0].is_file()
     assert "not saved in the history" in caplog.text
