@@ -105,8 +105,18 @@ def _networks(pipe: Any, prompt: str, negative: str, settings: Settings) -> dict
     return apply_networks(pipe, prompt, negative, settings).metadata()
 
 
-def _record(result: GenerationResult | None, request: GenerationRequest, error: BaseException | None, settings: Settings) -> None:
-    """Add the generation to the history (history issue)."""
+def _record_start(request: GenerationRequest, settings: Settings, surface: str | None) -> int | None:
+    """Add a "running" history row, so a killed process leaves an interrupted row behind."""
+    from gambarkan.outputs.history import record_start
+
+    return record_start(settings, request, surface=surface, out_dir=_output_dir(request, settings) if request.save else None)
+
+
+def _record(result: GenerationResult | None, request: GenerationRequest, error: BaseException | None, settings: Settings, run_id: int | None = None, surface: str | None = None) -> None:
+    """Complete the history row: done with the result, or failed/cancelled with the error."""
+    from gambarkan.outputs.history import record_finish
+
+    record_finish(settings, run_id, request, result, error, surface=surface)
 
 
 def _latent_preview(latents: Any, arch: str, scale: int = 8) -> Any:
@@ -168,12 +178,14 @@ def _is_oom(exc: BaseException) -> bool:
 class Engine:
     """Owns the pipeline cache and runs one generation at a time."""
 
-    def __init__(self, settings: Settings | None = None, max_models: int = 1) -> None:
+    def __init__(self, settings: Settings | None = None, max_models: int = 1, surface: str = "api", history: bool = True) -> None:
         from gambarkan.engine.pipelines import PipelineCache
 
         self.settings = settings or Settings.from_env()
         self.cache = PipelineCache(max_models=max_models)
         self._lock = threading.Lock()
+        self.surface = surface  # recorded in the history: api, cli, server, ui ...
+        self.history = history  # False for bench/doctor runs that are not the user's images
 
     def register(self, model: str, pipe: Any, arch: str = "sd15", device: str = "cpu", dtype: str = "fp32") -> None:
         """Put an already built pipeline in the cache under the name ``model`` (bench, doctor, tests)."""
@@ -203,12 +215,15 @@ class Engine:
     ) -> GenerationResult:
         """Run ``request`` and return its result; records it in the history either way."""
         with self._lock:
+            run_id = _record_start(request, self.settings, self.surface) if self.history else None
             try:
                 result = self._generate(request, on_progress, cancel, preview_every)
             except BaseException as exc:
-                _record(None, request, exc, self.settings)
+                if self.history:
+                    _record(None, request, exc, self.settings, run_id, self.surface)
                 raise
-            _record(result, request, None, self.settings)
+            if self.history:
+                _record(result, request, None, self.settings, run_id, self.surface)
             return result
 
     def _generate(self, request: GenerationRequest, on_progress: ProgressCallback | None, cancel: threading.Event | None, preview_every: int) -> GenerationResult:
@@ -216,6 +231,7 @@ class Engine:
 
         from gambarkan.engine.device import pick_device, pick_dtype
         from gambarkan.engine.samplers import make_scheduler
+        from gambarkan.outputs.history import pause_point
         from gambarkan.outputs.png import format_parameters, save_png
 
         timings: dict[str, float] = {}
@@ -249,6 +265,7 @@ class Engine:
             generators = [torch.Generator(generator_device).manual_seed(s) for s in batch_seeds]
 
             def on_step_end(p: Any, step: int, timestep: Any, kwargs: dict[str, Any], _b: int = batch_index) -> dict[str, Any]:
+                pause_point("sample")  # test-only SIGKILL point; a no-op unless GAMBARKAN_TEST_PAUSE_AT is set
                 if step_hook is not None:
                     kwargs = step_hook(p, step, timestep, kwargs) or kwargs
                 if cancel is not None and cancel.is_set():
@@ -294,6 +311,7 @@ class Engine:
                 fields = metadata_fields(plan, loaded.name, loaded.hash, image_seed, translation, plan.extra)
                 parameters = format_parameters(translation.prompt, translation.negative_prompt, fields)
                 path = save_png(image, out_dir, image_seed, parameters) if out_dir is not None else None
+                pause_point("write")  # test-only, see pause_point
                 images.append(GeneratedImage(image, image_seed, batch_index * request.batch_size + i, path, parameters))
             timings["save"] += time.perf_counter() - t
 
