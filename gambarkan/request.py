@@ -57,6 +57,8 @@ class GenerationRequest(BaseModel):
     out_dir: str | None = None
     save: bool = True
     offline: bool = False
+    optimize: str | None = None  # speed techniques, e.g. "compile,-channels_last" (engine.optimize)
+    fast: bool = False  # lossy speed-ups (TAESD decode, bf16 on CPU, DeepCache); marked in the PNG
 
     def __init__(self, **data: Any) -> None:
         try:
@@ -86,6 +88,15 @@ class GenerationRequest(BaseModel):
         from gambarkan.engine.samplers import get_sampler
 
         return get_sampler(value).name  # raises InvalidRequestError with suggestions
+
+    @field_validator("optimize")
+    @classmethod
+    def _check_optimize(cls, value: str | None) -> str | None:
+        if value is not None:
+            from gambarkan.engine.optimize import parse_spec
+
+            parse_spec(value)  # raises InvalidRequestError naming the unknown technique
+        return value
 
     @field_validator("prompt", "negative_prompt")
     @classmethod

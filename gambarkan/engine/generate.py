@@ -236,6 +236,7 @@ class Engine:
 
         timings: dict[str, float] = {}
         started = time.perf_counter()
+        _reset_peaks(device_hint=request.device)
         plan = _resolve(request, self.settings)
         prompt = f"{request.prompt}, {plan.style}" if plan.style else request.prompt
 
@@ -251,6 +252,9 @@ class Engine:
         pipe = loaded.pipe
 
         plan.extra.update(_networks(pipe, translation.prompt, translation.negative_prompt, self.settings))
+        opt = _optimize(pipe, request, loaded, device, dtype, plan, self.settings)  # after LoRAs: fused QKV must see them
+        if opt.metadata:
+            plan.extra["Optimizations"] = opt.metadata  # only techniques that change the output
         seed = request.seed if request.seed >= 0 else random.randint(0, 2**32 - 1 - request.batch_size * request.count)
         out_dir = _output_dir(request, self.settings) if request.save else None
         images: list[GeneratedImage] = []
@@ -259,7 +263,9 @@ class Engine:
         timings["save"] = 0.0
         for batch_index in range(request.count):
             pipe.scheduler = make_scheduler(plan.sampler, loaded.scheduler_config)
+            t = time.perf_counter()
             cond_kwargs, step_hook = _conditioning(pipe, translation.prompt, translation.negative_prompt, plan.clip_skip, plan.steps)
+            timings["encode"] = timings.get("encode", 0.0) + time.perf_counter() - t
             batch_seeds = [seed + batch_index * request.batch_size + i for i in range(request.batch_size)]
             generator_device = "cpu" if device == "mps" else device
             generators = [torch.Generator(generator_device).manual_seed(s) for s in batch_seeds]
@@ -273,11 +279,12 @@ class Engine:
                 if on_progress is not None:
                     preview = None
                     if preview_every and (step + 1) % preview_every == 0 and "latents" in kwargs:
-                        preview = _latent_preview(kwargs["latents"], loaded.arch, getattr(p, "vae_scale_factor", 8))
+                        preview = _preview(p, opt, kwargs["latents"], loaded.arch)
                     on_progress(Progress(_b, request.count, step + 1, plan.steps, len(images), total, preview))
                 return kwargs
 
             t = time.perf_counter()
+            scope = opt.scope(pipe, device)  # bf16 autocast when on; stage timings and peak memory
             try:
                 output = pipe(
                     **cond_kwargs,
@@ -302,6 +309,7 @@ class Engine:
                 raise
             finally:
                 pipe._interrupt = False
+                scope.close(timings)
             timings["sample"] += time.perf_counter() - t
             if cancel is not None and cancel.is_set():
                 raise CancelledError("generation cancelled", f"{len(images)} of {total} images were finished")
@@ -317,6 +325,7 @@ class Engine:
 
         timings["total"] = time.perf_counter() - started
         timings.update(_peak_memory(device))
+        timings.update(_since_process_start())
         return GenerationResult(
             images=images,
             prompt=translation.prompt,
@@ -337,6 +346,7 @@ class Engine:
             device=device,
             dtype=dtype,
             timings=timings,
+            extra={"optimizations": opt.options.enabled, **({"optimization_notes": opt.notes} if opt.notes else {})},
         )
 
 
@@ -354,17 +364,50 @@ def _free_memory() -> None:
 
 
 def _peak_memory(device: str) -> dict[str, float]:
-    """Peak RAM of this process (and VRAM on CUDA) in MiB."""
-    import resource
-    import sys
+    """Peak RAM of this process (and VRAM on CUDA) in MiB since ``_reset_peaks`` (per generation)."""
+    from gambarkan.engine.optimize import peak_memory
 
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    peaks = {"peak_ram_mb": peak / (1024 * 1024) if sys.platform == "darwin" else peak / 1024}
-    if device == "cuda":
-        import torch
+    return peak_memory(device)
 
-        peaks["peak_vram_mb"] = torch.cuda.max_memory_allocated() / (1024 * 1024)
-    return peaks
+
+def _reset_peaks(device_hint: str) -> None:
+    from gambarkan.engine.optimize import reset_peaks
+
+    reset_peaks(device_hint)
+
+
+def _optimize(pipe: Any, request: GenerationRequest, loaded: Any, device: str, dtype: str, plan: Plan, settings: Settings) -> Any:
+    """Bring the cached pipeline to the speed techniques this request asks for (engine.optimize)."""
+    from gambarkan.engine import optimize
+
+    opts = optimize.resolve_options(request.optimize, device, dtype, fast=request.fast, arch=loaded.arch)
+    shape = (request.batch_size, plan.height, plan.width)
+    return optimize.apply(pipe, opts, model_key=f"{loaded.source}|{device}|{dtype}", shape=shape, cache_dir=settings.cache_dir)
+
+
+def _preview(pipe: Any, opt: Any, latents: Any, arch: str) -> Any:
+    """A live preview: TAESD when it is loaded and on, else the cheap latent approximation."""
+    from gambarkan.engine.optimize import preview_image
+
+    image = preview_image(pipe, latents) if opt.options.taesd_preview else None
+    return image if image is not None else _latent_preview(latents, arch, getattr(pipe, "vae_scale_factor", 8))
+
+
+def _since_process_start() -> dict[str, float]:
+    """Seconds from process start to the end of the first generation (cold start), once per process."""
+    global _first_done
+    if _first_done:
+        return {}
+    _first_done = True
+    try:
+        import psutil
+
+        return {"cold_start": time.time() - psutil.Process().create_time()}
+    except Exception:  # noqa: BLE001 - a missing figure is fine
+        return {}
+
+
+_first_done = False
 
 
 _default_engine: Engine | None = None

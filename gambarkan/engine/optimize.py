@@ -1,0 +1,644 @@
+"""Speed and memory techniques for a loaded pipeline, each one switchable and reported.
+
+A request names techniques with ``optimize`` (``"compile,-channels_last"``, ``"none"``) and
+``fast``; ``resolve_options`` turns that plus the device into an ``Options`` value, and
+``apply`` brings the cached pipeline to exactly that state (turning techniques on *and off*,
+so a later request without them gets plain behaviour back). Lossless techniques (output equal
+to plain diffusers within float tolerance) may be on by default; lossy ones (TAESD decoding,
+bf16 autocast on CPU, DeepCache) only when asked, and they are written into the PNG metadata.
+
+Measured figures and why each default is what it is: benchmarks/RESULTS.md.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import time
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+from gambarkan.errors import InvalidRequestError, did_you_mean
+
+#: name -> (lossless?, one-line description). The order is the order they are applied in.
+TECHNIQUES: dict[str, tuple[bool, str]] = {
+    "threads": (True, "CPU: one PyTorch thread per physical core"),
+    "sdpa": (True, "PyTorch scaled_dot_product_attention in every attention layer"),
+    "channels_last": (True, "U-Net and VAE convolutions in channels-last memory layout"),
+    "fused_qkv": (True, "one matrix multiply for the query/key/value projections"),
+    "vae_fp32": (True, "fp16 GPU: keep an SDXL VAE that overflows in fp16 in fp32 (no black images, no per-run cast)"),
+    "compile": (True, "torch.compile of the U-Net and VAE decoder, cached per model and shape"),
+    "cuda_graphs": (True, "CUDA: replay the compiled U-Net as a CUDA graph (fixed shapes)"),
+    "taesd_preview": (True, "live previews decoded with TAESD (the final image is untouched)"),
+    "bf16_autocast": (False, "CPU: bfloat16 matrix maths where the processor has bf16 instructions"),
+    "taesd_decode": (False, "decode the final image with the tiny TAESD decoder"),
+    "deepcache": (False, "DeepCache: reuse high-level U-Net features between steps"),
+}
+
+#: Lossless techniques on by default, per device type (measured: benchmarks/RESULTS.md).
+DEFAULTS: dict[str, frozenset[str]] = {
+    "cpu": frozenset({"threads", "sdpa", "taesd_preview"}),
+    "cuda": frozenset({"sdpa", "channels_last", "fused_qkv", "vae_fp32", "taesd_preview"}),
+    "mps": frozenset({"sdpa", "taesd_preview"}),
+}
+#: What ``fast`` adds (lossy, only when asked).
+FAST = frozenset({"taesd_decode", "bf16_autocast", "deepcache"})
+#: Spec words that are not technique names.
+LEVELS = ("default", "none", "all-lossless", "fast")
+
+
+@dataclass(frozen=True)
+class Options:
+    """Which techniques should be on; every field is one switch of ``TECHNIQUES``."""
+
+    threads: bool = False
+    sdpa: bool = False
+    channels_last: bool = False
+    fused_qkv: bool = False
+    vae_fp32: bool = False
+    compile: bool = False
+    cuda_graphs: bool = False
+    taesd_preview: bool = False
+    bf16_autocast: bool = False
+    taesd_decode: bool = False
+    deepcache: bool = False
+
+    @property
+    def enabled(self) -> list[str]:
+        return [f.name for f in fields(self) if getattr(self, f.name)]
+
+    @property
+    def lossy(self) -> list[str]:
+        return [name for name in self.enabled if not TECHNIQUES[name][0]]
+
+
+def parse_spec(spec: str | None) -> tuple[str | None, dict[str, bool]]:
+    """``"fast,compile,-sdpa"`` -> (level or None, {technique: on/off}); raises on unknown words.
+
+    Cheap (no torch), so request validation can call it.
+    """
+    level: str | None = None
+    switches: dict[str, bool] = {}
+    for raw in (spec or "").replace(" ", ",").split(","):
+        word = raw.strip().lower()
+        if not word:
+            continue
+        on = True
+        if word.startswith("-"):
+            on, word = False, word[1:]
+        elif word.startswith(("no-", "no_")):
+            on, word = False, word[3:]
+        if word in LEVELS:
+            level = word
+            continue
+        name = word.replace("-", "_")
+        if name not in TECHNIQUES:
+            hint = did_you_mean(name, [*TECHNIQUES, *LEVELS])
+            raise InvalidRequestError(
+                f"unknown optimisation '{name}'" + (f" ({hint})" if hint else ""),
+                f"use any of: {', '.join(TECHNIQUES)}; prefix with - to turn one off; or one of {', '.join(LEVELS)}",
+            )
+        switches[name] = on
+    return level, switches
+
+
+def resolve_options(spec: str | None, device: str, dtype: str = "fp32", *, fast: bool = False, arch: str = "sd15") -> Options:
+    """The techniques to use for ``spec`` on ``device``; unsupported ones are forced off.
+
+    ``GAMBARKAN_OPTIMIZE`` (same syntax) is read first, so a machine can change its defaults.
+    """
+    base = set(DEFAULTS.get(device, DEFAULTS["cpu"]))
+    switches: dict[str, bool] = {}
+    for text in (os.environ.get("GAMBARKAN_OPTIMIZE"), spec):
+        level, more = parse_spec(text)
+        if level == "none":
+            base, switches = set(), {}
+        elif level == "all-lossless":
+            base = {n for n, (lossless, _) in TECHNIQUES.items() if lossless}
+        elif level == "fast":
+            fast = True
+        elif level == "default":
+            base, switches = set(DEFAULTS.get(device, DEFAULTS["cpu"])), {}
+        switches.update(more)
+    wanted = base | (FAST if fast else set())
+    wanted |= {n for n, on in switches.items() if on}
+    wanted -= {n for n, on in switches.items() if not on}
+    return _supported(Options(**{n: True for n in wanted}), device, dtype, arch)
+
+
+def _supported(opts: Options, device: str, dtype: str, arch: str) -> Options:
+    """Turn off what cannot work here (never an error: the same spec works on every machine)."""
+    off: dict[str, bool] = {}
+    if device != "cpu":
+        off.update(threads=False, bf16_autocast=False)
+    elif opts.bf16_autocast and (dtype != "fp32" or not cpu_has_bf16()):
+        off["bf16_autocast"] = False
+    if device != "cuda" or not opts.compile:
+        off["cuda_graphs"] = False
+    if not (device in ("cuda", "mps") and dtype == "fp16" and arch == "sdxl"):
+        off["vae_fp32"] = False
+    if opts.deepcache and not _deepcache_available():
+        off["deepcache"] = False
+    return replace(opts, **off) if off else opts
+
+
+def cpu_has_bf16() -> bool:
+    """True when the CPU has native bf16 maths (AVX512-BF16 or AMX), where autocast pays off."""
+    import torch
+
+    cpu = getattr(torch, "cpu", None)
+    for probe in ("_is_amx_tile_supported", "_is_avx512_bf16_supported"):
+        check = getattr(cpu, probe, None)
+        if check is not None and check():
+            return True
+    return False
+
+
+def _deepcache_available() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("DeepCache") is not None
+
+
+# --- applying ----------------------------------------------------------------------------
+
+
+@dataclass
+class State:
+    """What is applied to one pipeline now (kept on the pipeline object)."""
+
+    options: Options = field(default_factory=Options)
+    originals: dict[str, Any] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Applied:
+    """The outcome of ``apply``: techniques active now, notes for --verbose, a run context."""
+
+    options: Options
+    notes: list[str]
+    compile_warm: bool | None = None
+
+    def scope(self, pipe: Any, device: str) -> RunScope:
+        """Entered at once; ``close(timings)`` it after the pipeline call (in a finally)."""
+        return RunScope(self, pipe, device)
+
+    def context(self) -> contextlib.AbstractContextManager[Any]:
+        """Wrap the pipeline call (bf16 autocast when on)."""
+        if self.options.bf16_autocast:
+            import torch
+
+            return torch.autocast("cpu", dtype=torch.bfloat16)
+        return contextlib.nullcontext()
+
+    @property
+    def metadata(self) -> str | None:
+        """The PNG ``Optimizations`` value: only techniques that change the output."""
+        return ", ".join(self.options.lossy) or None
+
+
+def state_of(pipe: Any) -> State:
+    """The optimisation state stored on ``pipe`` (plain when none was applied)."""
+    state = getattr(pipe, "_gambarkan_optimize", None)
+    if state is None:
+        state = State()
+        pipe._gambarkan_optimize = state
+    return state
+
+
+def apply(pipe: Any, opts: Options, *, model_key: str = "", shape: tuple[int, ...] = (), cache_dir: Path | None = None) -> Applied:
+    """Bring ``pipe`` to exactly ``opts``: switch on what is asked, switch off what is not.
+
+    Cheap when nothing changes (the usual case for a warm pipeline).
+    """
+    state = state_of(pipe)
+    notes: list[str] = []
+    current = state.options
+    opts = _guard(pipe, opts, notes)
+    for name in TECHNIQUES:
+        want, have = getattr(opts, name), getattr(current, name)
+        if name == "compile" or want == have:
+            continue
+        _SWITCHES[name](pipe, want, state, notes)
+    # compile last: it wraps modules whose layout/processors the switches above just set,
+    # and a change to those means recompiling.
+    layout_changed = any(getattr(opts, n) != getattr(current, n) for n in ("channels_last", "fused_qkv", "sdpa", "deepcache"))
+    if current.compile and (not opts.compile or layout_changed or opts.cuda_graphs != current.cuda_graphs):
+        _compile(pipe, False, state, notes)
+    warm = None
+    if opts.compile:
+        if not current.compile or layout_changed or opts.cuda_graphs != current.cuda_graphs or "unet" not in state.originals:
+            _compile(pipe, True, state, notes, cuda_graphs=opts.cuda_graphs, cache_dir=cache_dir)
+        warm = _note_compile_shape(state, model_key, shape, notes)
+    state.options = opts
+    return Applied(opts, notes, warm)
+
+
+def revert(pipe: Any) -> None:
+    """Undo every technique: ``pipe`` behaves like a freshly loaded diffusers pipeline."""
+    apply(pipe, Options())
+
+
+def _guard(pipe: Any, opts: Options, notes: list[str]) -> Options:
+    """Switch off what this pipeline cannot take (LoRA adapters vs fused QKV, no TAESD found)."""
+    off: dict[str, bool] = {}
+    unet = _base(pipe.unet)
+    if opts.fused_qkv and (getattr(unet, "peft_config", None) or _has_added_kv(unet)):
+        off["fused_qkv"] = False
+        notes.append("fused_qkv off: LoRA adapters or added KV projections are loaded")
+    if (opts.taesd_decode or opts.taesd_preview) and taesd_for(pipe) is None:
+        if opts.taesd_decode:
+            notes.append("taesd_decode off: no TAESD model found (gambarkan models pull taesd, or set GAMBARKAN_TAESD)")
+        off.update(taesd_decode=False, taesd_preview=False)
+    return replace(opts, **off) if off else opts
+
+
+def _has_added_kv(unet: Any) -> bool:
+    return any("Added" in type(p).__name__ for p in unet.attn_processors.values())
+
+
+def _base(module: Any) -> Any:
+    """The module under a torch.compile wrapper."""
+    return getattr(module, "_orig_mod", module)
+
+
+def _threads(pipe: Any, on: bool, state: State, notes: list[str]) -> None:
+    import torch
+
+    if on:
+        state.originals["threads"] = torch.get_num_threads()
+        wanted = physical_cores()
+        if wanted and wanted != torch.get_num_threads():
+            torch.set_num_threads(wanted)
+            notes.append(f"threads: {wanted} (one per physical core)")
+    elif "threads" in state.originals:
+        torch.set_num_threads(state.originals.pop("threads"))
+
+
+def physical_cores() -> int:
+    """Physical CPU cores usable by this process (hyper-threads slow SD down on CPU)."""
+    try:
+        import psutil
+
+        cores = psutil.cpu_count(logical=False) or 0
+    except ImportError:  # pragma: no cover - psutil is a dependency
+        cores = 0
+    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return max(1, min(cores or usable, usable))
+
+
+def _sdpa(pipe: Any, on: bool, state: State, notes: list[str]) -> None:
+    """On: every classic attention layer switched to SDPA. Off: what was there before comes back
+    (diffusers already picks SDPA on torch 2, so usually there is nothing to switch)."""
+    from diffusers.models.attention_processor import AttnProcessor2_0
+
+    for name in ("unet", "vae"):
+        model = _base(getattr(pipe, name, None))
+        if model is None or not hasattr(model, "attn_processors"):
+            continue
+        key = f"sdpa_{name}"
+        if not on:
+            if key in state.originals:
+                model.set_attn_processor(state.originals.pop(key))
+            continue
+        processors = model.attn_processors
+        if not any(type(p).__name__ == "AttnProcessor" for p in processors.values()):
+            continue
+        custom = [p for p in processors.values() if type(p).__name__ not in ("AttnProcessor", "AttnProcessor2_0")]
+        if custom:
+            notes.append(f"sdpa: {name} has custom attention processors ({type(custom[0]).__name__}); left as they are")
+            continue
+        state.originals[key] = processors
+        model.set_attn_processor(AttnProcessor2_0())
+        notes.append(f"sdpa: {name} switched from classic attention to SDPA")
+
+
+def sdpa_report(pipe: Any) -> dict[str, int]:
+    """How many attention layers of the U-Net/VAE use SDPA vs. something else (check it is used)."""
+    counts = {"sdpa": 0, "other": 0}
+    for name in ("unet", "vae"):
+        model = _base(getattr(pipe, name, None))
+        for proc in (getattr(model, "attn_processors", None) or {}).values():
+            counts["sdpa" if "2_0" in type(proc).__name__ else "other"] += 1
+    return counts
+
+
+def _channels_last(pipe: Any, on: bool, state: State, notes: list[str]) -> None:
+    import torch
+
+    layout = torch.channels_last if on else torch.contiguous_format
+    for name in ("unet", "vae"):
+        model = getattr(pipe, name, None)
+        if model is not None:
+            _base(model).to(memory_format=layout)
+
+
+def _fused_qkv(pipe: Any, on: bool, state: State, notes: list[str]) -> None:
+    for name in ("unet", "vae"):
+        model = _base(getattr(pipe, name, None))
+        if model is None or not hasattr(model, "fuse_qkv_projections"):
+            continue
+        if on:
+            model.fuse_qkv_projections()
+        else:
+            model.unfuse_qkv_projections()
+            _drop_fused_weights(model)
+
+
+def _drop_fused_weights(model: Any) -> None:
+    """diffusers keeps the concatenated matrices after unfusing; free that memory."""
+    from diffusers.models.attention_processor import Attention
+
+    for module in model.modules():
+        if isinstance(module, Attention) and getattr(module, "fused_projections", False):
+            for attr in ("to_qkv", "to_kv", "to_added_qkv"):
+                if hasattr(module, attr):
+                    delattr(module, attr)
+            module.fused_projections = False
+
+
+def _vae_fp32(pipe: Any, on: bool, state: State, notes: list[str]) -> None:
+    """Keep the VAE in fp32 so diffusers does not cast it up and down on every image."""
+    import torch
+
+    vae = _base(pipe.vae)
+    if on:
+        if not getattr(vae.config, "force_upcast", False) or vae.dtype != torch.float16:
+            return  # an fp16-fix VAE (force_upcast False) is fine in fp16: nothing to do
+        vae.to(torch.float32)
+        first = vae.post_quant_conv if getattr(vae, "post_quant_conv", None) is not None else vae.decoder
+        state.originals["vae_fp32_hook"] = first.register_forward_pre_hook(lambda _m, args: tuple(a.float() if hasattr(a, "float") else a for a in args))
+        notes.append("vae_fp32: VAE kept in fp32 (it overflows in fp16)")
+    else:
+        hook = state.originals.pop("vae_fp32_hook", None)
+        if hook is not None:
+            hook.remove()
+            vae.to(torch.float16)
+
+
+def _cuda_graphs(pipe: Any, on: bool, state: State, notes: list[str]) -> None:
+    """Handled by ``_compile`` (mode reduce-overhead); nothing to do on its own."""
+
+
+def _taesd_preview(pipe: Any, on: bool, state: State, notes: list[str]) -> None:
+    """Nothing to place: the engine asks ``preview_image`` for each preview."""
+
+
+def _taesd_decode(pipe: Any, on: bool, state: State, notes: list[str]) -> None:
+    if on:
+        state.originals["vae"] = pipe.vae
+        tiny = taesd_for(pipe)
+        pipe.vae = tiny.to(device=pipe.unet.device, dtype=pipe.unet.dtype)
+    elif "vae" in state.originals:
+        pipe.vae = state.originals.pop("vae")
+
+
+def _bf16_autocast(pipe: Any, on: bool, state: State, notes: list[str]) -> None:
+    """A context around the call (Applied.context), nothing to place."""
+
+
+def _deepcache(pipe: Any, on: bool, state: State, notes: list[str]) -> None:
+    if on:
+        from DeepCache import DeepCacheSDHelper
+
+        helper = DeepCacheSDHelper(pipe=pipe)
+        helper.set_params(cache_interval=3, cache_branch_id=0)
+        helper.enable()
+        state.originals["deepcache"] = helper
+        notes.append("deepcache: U-Net features reused every 3 steps (lossy)")
+    elif "deepcache" in state.originals:
+        state.originals.pop("deepcache").disable()
+
+
+def _compile(pipe: Any, on: bool, state: State, notes: list[str], *, cuda_graphs: bool = False, cache_dir: Path | None = None) -> None:
+    import torch
+
+    if not on:
+        for name in ("unet",):
+            if name in state.originals:
+                setattr(pipe, name, state.originals.pop(name))
+        if "vae_decoder" in state.originals:
+            _base(pipe.vae).decoder = state.originals.pop("vae_decoder")
+        return
+    setup_compile_cache(cache_dir)
+    mode = "reduce-overhead" if cuda_graphs else ("max-autotune-no-cudagraphs" if pipe.unet.device.type == "cuda" else None)
+    # GAMBARKAN_COMPILE_BACKEND=eager traces without generating code (tests, debugging).
+    backend = os.environ.get("GAMBARKAN_COMPILE_BACKEND", "inductor")
+    if backend != "inductor":
+        mode = None
+    state.originals["unet"] = pipe.unet
+    pipe.unet = torch.compile(pipe.unet, backend=backend, mode=mode, dynamic=False)
+    vae = _base(pipe.vae)
+    if hasattr(vae, "decoder") and "vae_decoder" not in state.originals:
+        state.originals["vae_decoder"] = vae.decoder
+        # The decoder runs once per image: CUDA graphs would only cost memory there.
+        decoder_mode = "max-autotune-no-cudagraphs" if mode == "reduce-overhead" else mode
+        vae.decoder = torch.compile(vae.decoder, backend=backend, mode=decoder_mode, dynamic=False)
+    notes.append(f"compile: U-Net and VAE decoder wrapped with torch.compile ({backend}, {mode or 'default'} mode)")
+
+
+_compiled_shapes: set[tuple[Any, ...]] = set()
+
+
+def _note_compile_shape(state: State, model_key: str, shape: tuple[int, ...], notes: list[str]) -> bool:
+    """True when this process already compiled ``model_key`` at ``shape`` (no compile cost now)."""
+    key = (model_key, shape, state.options.cuda_graphs)
+    warm = key in _compiled_shapes
+    _compiled_shapes.add(key)
+    if not warm:
+        notes.append(f"compile: first run at {'x'.join(map(str, shape))} compiles (reused from the on-disk cache when present)")
+    return warm
+
+
+def setup_compile_cache(cache_dir: Path | None) -> Path | None:
+    """Point TorchInductor's on-disk caches at ``cache_dir/torch-compile`` so compile cost is paid
+    once per model and shape across processes (FX graph + AOT autograd caches)."""
+    if cache_dir is not None and "TORCHINDUCTOR_CACHE_DIR" not in os.environ:
+        path = Path(cache_dir) / "torch-compile"
+        path.mkdir(parents=True, exist_ok=True)
+        os.environ["TORCHINDUCTOR_CACHE_DIR"] = str(path)
+    try:
+        import torch._inductor.config as inductor_config
+
+        inductor_config.fx_graph_cache = True
+    except ImportError:  # pragma: no cover
+        return None
+    value = os.environ.get("TORCHINDUCTOR_CACHE_DIR")
+    return Path(value) if value else None
+
+
+_SWITCHES = {
+    "threads": _threads,
+    "sdpa": _sdpa,
+    "channels_last": _channels_last,
+    "fused_qkv": _fused_qkv,
+    "vae_fp32": _vae_fp32,
+    "compile": _compile,
+    "cuda_graphs": _cuda_graphs,
+    "taesd_preview": _taesd_preview,
+    "bf16_autocast": _bf16_autocast,
+    "taesd_decode": _taesd_decode,
+    "deepcache": _deepcache,
+}
+
+
+# --- TAESD -------------------------------------------------------------------------------
+
+TAESD_REPOS = {"sd15": "madebyollin/taesd", "sd2": "madebyollin/taesd", "sdxl": "madebyollin/taesdxl"}
+
+
+def set_taesd(pipe: Any, tiny: Any) -> None:
+    """Use ``tiny`` (an AutoencoderTiny) as this pipeline's preview/fast decoder."""
+    pipe._gambarkan_taesd = tiny.eval()
+
+
+def taesd_for(pipe: Any) -> Any:
+    """The AutoencoderTiny for ``pipe``: set with ``set_taesd``, or found on disk (never downloaded).
+
+    Looked for in ``GAMBARKAN_TAESD`` (a diffusers folder) and in the Hugging Face cache.
+    """
+    if hasattr(pipe, "_gambarkan_taesd"):
+        return pipe._gambarkan_taesd
+    tiny = None
+    arch = "sdxl" if hasattr(pipe, "text_encoder_2") else "sd15"
+    try:
+        from diffusers import AutoencoderTiny
+
+        local = os.environ.get("GAMBARKAN_TAESD")
+        source = local if local and Path(local).is_dir() else TAESD_REPOS[arch]
+        tiny = AutoencoderTiny.from_pretrained(source, local_files_only=True, torch_dtype=pipe.unet.dtype)
+        tiny.to(pipe.unet.device)
+    except Exception:  # noqa: BLE001 - not downloaded: previews fall back to the cheap approximation
+        tiny = None
+    pipe._gambarkan_taesd = tiny.eval() if tiny is not None else None
+    return pipe._gambarkan_taesd
+
+
+def preview_image(pipe: Any, latents: Any) -> Any:
+    """The first latent of a batch as a PIL image through TAESD, or None when none is loaded."""
+    import torch
+
+    tiny = getattr(pipe, "_gambarkan_taesd", None)
+    if tiny is None:
+        return None
+    with torch.no_grad():
+        param = next(tiny.parameters())
+        image = tiny.decode(latents[:1].to(param.device, param.dtype)).sample
+    from PIL import Image
+
+    array = (image[0].float().clamp(-1, 1) + 1).mul(127.5).round().byte().permute(1, 2, 0).cpu().numpy()
+    return Image.fromarray(array)
+
+
+# --- measuring ---------------------------------------------------------------------------
+
+
+def reset_peaks(device: str = "auto") -> bool:
+    """Start a new peak-memory window (RAM high-water mark on Linux; CUDA peak stats).
+
+    Returns False where the RAM peak cannot be reset (then it is the process lifetime's).
+    """
+    ok = True
+    try:
+        with open("/proc/self/clear_refs", "w") as handle:
+            handle.write("5")
+    except OSError:
+        ok = False
+    if device in ("cuda", "auto"):
+        import torch
+
+        if torch.cuda.is_available():
+            torch.cuda.reset_peak_memory_stats()
+    return ok
+
+
+def peak_memory(device: str) -> dict[str, float]:
+    """Peak RAM (and CUDA memory) in MiB since the last ``reset_peaks``."""
+    peaks = {"peak_ram_mb": _peak_rss_mb()}
+    if device == "cuda":
+        import torch
+
+        peaks["peak_vram_mb"] = torch.cuda.max_memory_allocated() / 2**20
+    return peaks
+
+
+def _peak_rss_mb() -> float:
+    try:
+        with open("/proc/self/status") as handle:
+            for line in handle:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    import resource
+    import sys
+
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / 2**20 if sys.platform == "darwin" else peak / 1024
+
+
+class StageTimer:
+    """Seconds spent in the text encoder(s), the U-Net and the VAE decoder during a call.
+
+    Forward hooks on the modules (a clock read each; a sync on CUDA); the rest of the call
+    (scheduler, callbacks, image conversion) is what is left of the total.
+    """
+
+    def __init__(self, pipe: Any, device: str) -> None:
+        self.pipe = pipe
+        self.sync = device == "cuda"
+        self.seconds: dict[str, float] = {"encode": 0.0, "unet": 0.0, "decode": 0.0}
+        self._handles: list[Any] = []
+
+    def _watch(self, module: Any, stage: str) -> None:
+        if module is None or not hasattr(module, "register_forward_pre_hook"):
+            return
+        started: list[float] = []
+
+        def before(*_: Any) -> None:
+            if self.sync:
+                import torch
+
+                torch.cuda.synchronize()
+            started.append(time.perf_counter())
+
+        def after(*_: Any) -> None:
+            if self.sync:
+                import torch
+
+                torch.cuda.synchronize()
+            if started:
+                self.seconds[stage] += time.perf_counter() - started.pop()
+
+        self._handles.append(module.register_forward_pre_hook(before))
+        self._handles.append(module.register_forward_hook(after))
+
+    def __enter__(self) -> StageTimer:
+        self._watch(getattr(self.pipe, "text_encoder", None), "encode")
+        self._watch(getattr(self.pipe, "text_encoder_2", None), "encode")
+        self._watch(self.pipe.unet, "unet")
+        vae = _base(getattr(self.pipe, "vae", None))
+        self._watch(getattr(vae, "decoder", None), "decode")
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        for handle in self._handles:
+            handle.remove()
+        self._handles.clear()
+
+
+class RunScope:
+    """Around one pipeline call: the technique's context (bf16 autocast) and the stage timer."""
+
+    def __init__(self, applied: Applied, pipe: Any, device: str) -> None:
+        self._stack = contextlib.ExitStack()
+        self._stack.enter_context(applied.context())
+        self.stages = self._stack.enter_context(StageTimer(pipe, device))
+
+    def close(self, timings: dict[str, float]) -> None:
+        """Leave the contexts and add this call's stage seconds to ``timings``."""
+        self._stack.close()
+        for stage, seconds in self.stages.seconds.items():
+            timings[stage] = timings.get(stage, 0.0) + seconds
