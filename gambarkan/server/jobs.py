@@ -194,7 +194,6 @@ class JobQueue:
         self._threads: list[threading.Thread] = []
         self._paused = False
         self._closing = False
-        self._stopped = False
         self.finished_count = 0
         self.last_duration = 0.0
 
@@ -204,7 +203,7 @@ class JobQueue:
         with self._cond:
             if self._threads:
                 return
-            self._stopped = False
+            self._closing = False  # a restarted app (lifespan run again) takes jobs again
             for index, engine in enumerate(self.engines):
                 thread = threading.Thread(target=self._work, args=(engine,), name=f"gambarkan-worker-{index}", daemon=True)
                 self._threads.append(thread)
@@ -250,7 +249,6 @@ class JobQueue:
             for thread in self._threads:
                 thread.join(60.0)
         with self._cond:
-            self._stopped = True
             self._threads = []
 
     def _cancel_running(self) -> None:

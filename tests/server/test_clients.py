@@ -151,3 +151,28 @@ def test_cancel_running_job_stops_at_next_step(live_server, how):
         # The worker keeps serving the next job.
         after = client.post("/api/jobs", json={"prompt": "x", "width": 64, "height": 64, "steps": 1}).json()["id"]
         assert sse_events(client, after)[-1][0] == "done"
+
+
+def test_queued_compatible_jobs_equal_single_runs(live_server):
+    """Jobs that wait together (same model and settings, other seeds/prompts) give the pixels of a lone run."""
+    import numpy as np
+
+    from gambarkan.request import GenerationRequest
+
+    queue = live_server.state.queue
+    bodies = [{"prompt": "kucing", "seed": 21}, {"prompt": "anjing", "seed": 22}]
+    common = {"width": 64, "height": 64, "steps": 2, "sampler": "Euler"}
+    with httpx.Client(base_url=live_server.url, headers=AUTH) as client:
+        queue.pause()
+        try:
+            ids = [client.post("/api/jobs", json={**body, **common}).json()["id"] for body in bodies]
+        finally:
+            queue.resume()
+        served = []
+        for job_id in ids:
+            result = sse_events(client, job_id)[-1][1]["result"]
+            served.append(np.array(png_parameters(client.get(result["images"][0]["url"]).content)[0].convert("RGB")))
+    engine = live_server.state.engines[0]
+    for body, pixels in zip(bodies, served):
+        alone = engine.generate(GenerationRequest(**body, **common, model=str(live_server.state.default_entry.fields["model"]), save=False))
+        assert np.array_equal(np.array(alone.images[0].image.convert("RGB")), pixels)
