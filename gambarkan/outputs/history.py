@@ -31,6 +31,7 @@ log = logging.getLogger("gambarkan.history")
 DB_NAME = "history.db"
 BUSY_TIMEOUT_S = 30.0
 STATUSES = ("running", "done", "failed", "cancelled", "interrupted")
+STALE_AFTER_S = 24 * 3600  # a "running" row from another machine older than this is interrupted
 EXPORT_FORMATS = ("jsonl", "csv")
 
 # Step N (1-based) brings the schema from version N-1 to N. Never edit a released step;
@@ -308,24 +309,33 @@ class History:
             raise
 
     def reap(self) -> int:
-        """Mark ``running`` rows of dead processes on this machine ``interrupted``; returns how many.
+        """Mark ``running`` rows whose process is gone ``interrupted``; returns how many.
 
-        Their leftover temporary image files (``.gambarkan-<pid>-*.tmp``) are removed too.
+        On this machine the pid (and its start time) is checked and the run's leftover
+        temporary image files (``.gambarkan-<pid>-*.tmp``) are removed. Rows from another
+        machine (a shared or synced home, a new Colab VM) are taken as gone after a day.
         """
         host = socket.gethostname()
+        stale = datetime.fromtimestamp(time.time() - STALE_AFTER_S, timezone.utc).isoformat(timespec="seconds")
         rows = self.conn.execute(
-            "SELECT id, pid, pid_started, out_dir FROM generations WHERE status = 'running' AND host = ?", (host,)
+            "SELECT id, pid, pid_started, out_dir, host, created_at FROM generations WHERE status = 'running'"
         ).fetchall()
         reaped = 0
         for row in rows:
-            if row["pid"] is None or _process_alive(row["pid"], row["pid_started"]):
+            if row["host"] == host:
+                if row["pid"] is None or _process_alive(row["pid"], row["pid_started"]):
+                    continue
+            elif row["created_at"] > stale:
                 continue
             cur = self.conn.execute(
                 "UPDATE generations SET status = 'interrupted', error = ? WHERE id = ? AND status = 'running'",
-                (f"interrupted: the process (pid {row['pid']}) stopped before the run finished", row["id"]),
+                (
+                    f"interrupted: the process (pid {row['pid']} on {row['host']}) stopped before the run finished",
+                    row["id"],
+                ),
             )
             reaped += cur.rowcount
-            if row["out_dir"]:
+            if row["out_dir"] and row["host"] == host:
                 for leftover in Path(row["out_dir"]).glob(f".gambarkan-{row['pid']}-*.tmp"):
                     leftover.unlink(missing_ok=True)
         return reaped

@@ -150,8 +150,21 @@ def test_dead_running_rows_show_as_interrupted_and_their_temp_files_go(store: Hi
     reused = store.start(GenerationRequest(prompt="pid reused"))
     store.conn.execute("UPDATE generations SET pid = ? WHERE id = ?", (dead.pid, theirs))
     store.conn.execute("UPDATE generations SET pid_started = pid_started - 1000 WHERE id = ?", (reused,))
+    elsewhere_old = store.start(GenerationRequest(prompt="other machine, yesterday"))
+    elsewhere_new = store.start(GenerationRequest(prompt="other machine, now"))
+    store.conn.execute(
+        "UPDATE generations SET host = 'another-machine', pid = ? WHERE id IN (?, ?)",
+        (dead.pid, elsewhere_old, elsewhere_new),
+    )
+    store.conn.execute("UPDATE generations SET created_at = '2020-01-01T00:00:00+00:00' WHERE id = ?", (elsewhere_old,))
     statuses = {r["id"]: r["status"] for r in store.search()}
-    assert statuses == {mine: "running", theirs: "interrupted", reused: "interrupted"}
+    assert statuses == {
+        mine: "running",
+        theirs: "interrupted",
+        reused: "interrupted",
+        elsewhere_old: "interrupted",
+        elsewhere_new: "running",
+    }
     assert "stopped before the run finished" in store.get(theirs)["error"]
     assert sorted(p.name for p in out.iterdir()) == [".gambarkan-999999999-5.png.tmp"]
 
