@@ -22,6 +22,7 @@ LAZY_COMMANDS: dict[str, str] = {
     "bench": "gambarkan.cli.bench:bench",
     "models": "gambarkan.cli.models:models",
     "serve": "gambarkan.cli.serve:serve",
+    "ui": "gambarkan.cli.ui:ui",
     "translate": "gambarkan.cli.translate:translate",
     "history": "gambarkan.cli.history:history",
     "again": "gambarkan.cli.history:again",

@@ -1,0 +1,164 @@
+"""Every string of the web UI, in Bahasa Indonesia (the default) and English.
+
+Plain data: ``t(key, lang, **values)`` picks a string and fills ``{placeholders}``. Error
+explanations are keyed by ``GambarkanError.code`` so a failure reads naturally in either
+language, with the engine's precise one-line message shown under it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+LANGUAGES = {"id": "Bahasa Indonesia", "en": "English"}
+DEFAULT_LANG = "id"
+
+STRINGS: dict[str, dict[str, str]] = {
+    "title": {"id": "# gambarkan", "en": "# gambarkan"},
+    "tagline": {
+        "id": "Tulis apa yang ingin Anda lihat, dalam Bahasa Indonesia atau bahasa Inggris, lalu tekan **Gambarkan**.",
+        "en": "Write what you want to see, in Indonesian or English, then press **Generate**.",
+    },
+    "language": {"id": "Bahasa tampilan", "en": "Interface language"},
+    # tabs
+    "tab_create": {"id": "Buat gambar", "en": "Create"},
+    "tab_history": {"id": "Riwayat", "en": "History"},
+    "tab_models": {"id": "Model", "en": "Models"},
+    # prompt area
+    "prompt": {"id": "Prompt", "en": "Prompt"},
+    "prompt_placeholder": {
+        "id": "contoh: kucing oranye tidur di atas sofa, cahaya sinematik",
+        "en": "e.g. an orange cat asleep on a sofa, cinematic lighting",
+    },
+    "negative": {"id": "Prompt negatif (yang tidak diinginkan)", "en": "Negative prompt (what to leave out)"},
+    "negative_placeholder": {
+        "id": "contoh: buram, teks, tanda air (kosongkan untuk memakai bawaan paket)",
+        "en": "e.g. blurry, text, watermark (leave empty for the package's default)",
+    },
+    "translate_on": {"id": "Terjemahkan ke bahasa Inggris", "en": "Translate to English"},
+    "translator": {"id": "Penerjemah", "en": "Translator"},
+    "preview": {"id": "Yang akan dibaca model (boleh diubah)", "en": "What the model will read (you can edit it)"},
+    "preview_info_auto": {"id": "Diterjemahkan dengan: {backend}", "en": "Translated with: {backend}"},
+    "preview_info_same": {"id": "Sudah berbahasa Inggris, tidak ada yang diterjemahkan.", "en": "Already English: nothing to translate."},
+    "preview_info_off": {"id": "Terjemahan mati: prompt dipakai persis seperti ditulis.", "en": "Translation is off: the prompt is used exactly as written."},
+    "preview_info_edited": {"id": "Anda mengubah terjemahannya; versi Anda yang dipakai.", "en": "You edited the translation; your version is used."},
+    # package
+    "package": {"id": "Paket model", "en": "Model package"},
+    "package_default": {"id": "(model bawaan)", "en": "(default model)"},
+    "package_info": {
+        "id": "{description}\n\nUkuran unduhan: **{size}** · {state} · Lisensi: {license}",
+        "en": "{description}\n\nDownload size: **{size}** · {state} · Licence: {license}",
+    },
+    "downloaded": {"id": "✅ sudah terunduh", "en": "✅ downloaded"},
+    "not_downloaded": {"id": "⬇️ belum terunduh (diunduh otomatis saat pertama dipakai)", "en": "⬇️ not downloaded (fetched on first use)"},
+    "default_model_info": {"id": "Model bawaan: `{model}`", "en": "Default model: `{model}`"},
+    # advanced
+    "advanced": {"id": "Pengaturan lanjutan", "en": "Advanced options"},
+    "sampler": {"id": "Sampler", "en": "Sampler"},
+    "from_package": {"id": "bawaan paket", "en": "package default"},
+    "steps": {"id": "Langkah (0 = bawaan paket)", "en": "Steps (0 = package default)"},
+    "cfg": {"id": "CFG: seberapa patuh pada prompt (-1 = bawaan paket)", "en": "CFG: how closely to follow the prompt (-1 = package default)"},
+    "width": {"id": "Lebar (0 = bawaan paket)", "en": "Width (0 = package default)"},
+    "height": {"id": "Tinggi (0 = bawaan paket)", "en": "Height (0 = package default)"},
+    "portrait": {"id": "Potret", "en": "Portrait"},
+    "square": {"id": "Persegi", "en": "Square"},
+    "landscape": {"id": "Lanskap", "en": "Landscape"},
+    "seed": {"id": "Seed (-1 = acak)", "en": "Seed (-1 = random)"},
+    "seed_random": {"id": "🎲 Acak", "en": "🎲 Random"},
+    "seed_reuse": {"id": "♻️ Pakai seed terakhir", "en": "♻️ Reuse last seed"},
+    "batch_size": {"id": "Gambar per batch", "en": "Batch size"},
+    "batch_count": {"id": "Jumlah batch", "en": "Batch count"},
+    "clip_skip": {"id": "Clip skip (0 = bawaan paket)", "en": "Clip skip (0 = package default)"},
+    # actions and results
+    "generate": {"id": "Gambarkan", "en": "Generate"},
+    "cancel": {"id": "Batal", "en": "Cancel"},
+    "gallery": {"id": "Hasil", "en": "Results"},
+    "live_preview": {"id": "Pratinjau", "en": "Preview"},
+    "parameters": {"id": "Parameter gambar terpilih", "en": "Parameters of the selected image"},
+    "send_to_prompt": {"id": "Kirim ke prompt", "en": "Send to prompt"},
+    "caption": {"id": "seed {seed}", "en": "seed {seed}"},
+    # status lines
+    "status_ready": {"id": "Siap.", "en": "Ready."},
+    "status_queued": {"id": "Menunggu giliran: nomor {position} dalam antrean.", "en": "Waiting: number {position} in the queue."},
+    "status_loading": {"id": "Menyiapkan model… (pertama kali bisa agak lama)", "en": "Preparing the model… (the first time can take a while)"},
+    "status_step": {"id": "Langkah {step}/{steps} · gambar {image}/{images}", "en": "Step {step}/{steps} · image {image}/{images}"},
+    "status_done": {
+        "id": "Selesai: {count} gambar dalam {seconds:.1f} detik. Seed pertama {seed}.",
+        "en": "Done: {count} image(s) in {seconds:.1f} s. First seed {seed}.",
+    },
+    "status_translated": {"id": "Prompt yang dipakai: {prompt}", "en": "Prompt used: {prompt}"},
+    "status_cancelling": {"id": "Membatalkan… berhenti di langkah berikutnya.", "en": "Cancelling… stopping at the next step."},
+    "status_nothing": {"id": "Tidak ada yang sedang dibuat.", "en": "Nothing is being generated."},
+    "sent": {"id": "Pengaturan gambar seed {seed} sudah dikirim ke formulir.", "en": "The settings of the seed {seed} image are back in the form."},
+    "select_first": {"id": "Pilih dulu satu gambar di galeri.", "en": "Select an image in the gallery first."},
+    # history tab
+    "history_search": {"id": "Cari di prompt", "en": "Search prompts"},
+    "history_refresh": {"id": "Cari", "en": "Search"},
+    "history_table": {"id": "Riwayat pembuatan", "en": "Generation history"},
+    "history_id": {"id": "Nomor riwayat", "en": "History id"},
+    "history_reuse": {"id": "Pakai lagi", "en": "Use again"},
+    "history_delete": {"id": "Hapus (beserta filenya)", "en": "Delete (with its files)"},
+    "history_deleted": {"id": "Riwayat nomor {id} dihapus ({files} file).", "en": "History entry {id} deleted ({files} file(s))."},
+    "history_loaded": {"id": "Pengaturan riwayat nomor {id} sudah ada di formulir.", "en": "The settings of history entry {id} are in the form."},
+    "history_empty": {"id": "Belum ada riwayat.", "en": "No history yet."},
+    "col_id": {"id": "no", "en": "id"},
+    "col_when": {"id": "waktu", "en": "when"},
+    "col_status": {"id": "status", "en": "status"},
+    "col_prompt": {"id": "prompt", "en": "prompt"},
+    "col_package": {"id": "paket", "en": "package"},
+    "col_seed": {"id": "seed", "en": "seed"},
+    # models tab
+    "models_table": {"id": "Paket model", "en": "Model packages"},
+    "models_refresh": {"id": "Muat ulang", "en": "Refresh"},
+    "models_pick": {"id": "Paket", "en": "Package"},
+    "models_download": {"id": "Unduh", "en": "Download"},
+    "models_downloaded": {"id": "Paket {name} siap dipakai.", "en": "Package {name} is ready."},
+    "models_disk": {"id": "Ruang disk terpakai oleh paket: **{size}**", "en": "Disk used by packages: **{size}**"},
+    "col_name": {"id": "nama", "en": "name"},
+    "col_title": {"id": "paket", "en": "package"},
+    "col_kind": {"id": "jenis", "en": "type"},
+    "col_size": {"id": "ukuran", "en": "size"},
+    "col_installed": {"id": "terunduh", "en": "downloaded"},
+    "col_license": {"id": "lisensi", "en": "licence"},
+    "yes": {"id": "ya", "en": "yes"},
+    "no": {"id": "tidak", "en": "no"},
+    # errors
+    "error_title": {"id": "Gagal", "en": "Failed"},
+    "error_empty_prompt": {"id": "Tulis dulu apa yang ingin digambar di kolom prompt.", "en": "Write what to draw in the prompt box first."},
+    "error_bad_number": {"id": "{field} harus berupa angka.", "en": "{field} must be a number."},
+    "error_unexpected": {
+        "id": "Terjadi kesalahan yang tidak terduga ({kind}). Coba lagi; kalau terulang, jalankan `gambarkan doctor`.",
+        "en": "Something unexpected went wrong ({kind}). Try again; if it happens again, run `gambarkan doctor`.",
+    },
+}
+
+#: One sentence per GambarkanError.code: what happened and what to do, in each language.
+ERRORS: dict[str, dict[str, str]] = {
+    "invalid_request": {"id": "Ada pengaturan yang tidak bisa dipakai.", "en": "One of the settings cannot be used."},
+    "unknown_model": {"id": "Model atau paket itu tidak ditemukan. Lihat daftar di tab Model.", "en": "That model or package was not found. See the list in the Models tab."},
+    "model_load_failed": {"id": "Model tidak bisa dimuat; filenya mungkin rusak. Coba unduh ulang di tab Model.", "en": "The model could not be loaded; its files may be damaged. Try downloading it again in the Models tab."},
+    "unsafe_file": {"id": "File model ini tidak aman dibuka (format pickle). Pakai versi .safetensors.", "en": "This model file is not safe to open (pickle format). Use a .safetensors version."},
+    "network_unavailable": {"id": "Tidak bisa tersambung ke internet untuk mengunduh. Periksa koneksi, atau pilih paket yang sudah terunduh.", "en": "Could not reach the internet to download. Check the connection, or pick a package that is already downloaded."},
+    "out_of_memory": {"id": "Memori tidak cukup. Kecilkan ukuran gambar atau jumlah gambar per batch.", "en": "Not enough memory. Lower the image size or the batch size."},
+    "storage_unavailable": {"id": "Gambar tidak bisa disimpan: disk penuh atau folder tidak bisa ditulisi.", "en": "The image could not be saved: the disk is full or the folder is not writable."},
+    "dependency_missing": {"id": "Ada pustaka yang belum terpasang.", "en": "A library is not installed."},
+    "cancelled": {"id": "Dibatalkan.", "en": "Cancelled."},
+    "queue_full": {"id": "Antrean sedang penuh. Coba lagi sebentar lagi.", "en": "The queue is full. Try again in a moment."},
+}
+
+
+def t(key: str, lang: str = DEFAULT_LANG, **values: Any) -> str:
+    """The string ``key`` in ``lang`` (falling back to Indonesian), with ``values`` filled in."""
+    entry = STRINGS[key]
+    text = entry.get(lang) or entry[DEFAULT_LANG]
+    return text.format(**values) if values else text
+
+
+def explain_error(error: BaseException, lang: str = DEFAULT_LANG) -> str:
+    """A readable Markdown message for ``error``: a sentence in ``lang``, then the exact detail."""
+    from gambarkan.errors import GambarkanError
+
+    if isinstance(error, GambarkanError):
+        code = getattr(error, "code", "invalid_request")
+        sentence = ERRORS.get(code, ERRORS["invalid_request"]).get(lang) or ERRORS[code][DEFAULT_LANG]
+        return f"**{t('error_title', lang)}:** {sentence}\n\n`{error}`"
+    return f"**{t('error_title', lang)}:** {t('error_unexpected', lang, kind=type(error).__name__)}"
