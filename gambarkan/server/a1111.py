@@ -168,7 +168,10 @@ async def txt2img(request: Request, body: Txt2ImgBody) -> dict[str, Any]:
     preview_every = int(state.a1111_options.get("show_progress_every_n_steps") or 0)
     job = Job(state.build_request(to_fields(body, state)), source="a1111", preview_every=max(preview_every, 0))
     state.queue.submit(job)
-    result = await asyncio.wrap_future(job.future)
+    try:
+        result = await asyncio.wrap_future(job.future)
+    finally:
+        job.release()
     images = [png_base64(image.image, image.parameters) for image in result.images] if body.send_images else []
     return {"images": images, "parameters": body.model_dump(), "info": info_json(result, body)}
 

@@ -95,6 +95,8 @@ def create_app(
             from gambarkan.engine.generate import Engine
 
             engine = Engine(settings)
+            if hasattr(engine, "surface"):
+                engine.surface = "server"  # how the history labels these runs
         engines = [engine]
     state = ServerState(settings, engines, config)
 

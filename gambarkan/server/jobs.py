@@ -89,7 +89,7 @@ class Job:
     batch_index: int = 0
     batch_count: int = 1
     preview: Any = None
-    result: GenerationResult | None = None
+    summary: dict[str, Any] | None = None  # result_dict(): what GET /api/jobs/{id} shows; no pixels
     error: GambarkanError | None = None
     cancel: threading.Event = field(default_factory=threading.Event)
     future: concurrent.futures.Future = field(default_factory=concurrent.futures.Future)
@@ -146,8 +146,22 @@ class Job:
         done = self.batch_index * per_batch + per_batch * self.step / self.steps
         return min(done / self.images_total, 1.0)
 
-    def to_dict(self, position: int | None = None, image_url: Any = None) -> dict[str, Any]:
-        """JSON view for ``GET /api/jobs/{id}``; ``image_url(path)`` makes links to saved files."""
+    def release(self) -> None:
+        """Drop the images once a waiting handler has sent them, so kept jobs hold no pixels."""
+        done: concurrent.futures.Future = concurrent.futures.Future()
+        done.set_result(None)
+        self.future = done
+
+    def _compact(self) -> None:
+        """Finished: forget the previews (late listeners replay the stream without them)."""
+        self.preview = None
+        with self._lock:
+            for event in self.events:
+                if "preview" in event["data"]:
+                    event["data"] = {k: v for k, v in event["data"].items() if k != "preview"}
+
+    def to_dict(self, position: int | None = None) -> dict[str, Any]:
+        """JSON view for ``GET /api/jobs/{id}``."""
         data: dict[str, Any] = {
             "id": self.id,
             "status": self.status,
@@ -163,8 +177,8 @@ class Job:
         }
         if position is not None:
             data["position"] = position
-        if self.result is not None:
-            data["result"] = result_dict(self.result, image_url)
+        if self.summary is not None:
+            data["result"] = self.summary
         if self.error is not None:
             data["error"] = self.error.to_dict()
         return data
@@ -410,15 +424,17 @@ class JobQueue:
             error.code = "internal_error"
             self._fail(job, error, FAILED)
         else:
-            job.result = result
+            job.summary = result_dict(result, self.image_url)
             job.status = DONE
             job.finished = time.time()
             job.images_done = len(result.images)
-            job.emit("done", {"id": job.id, "result": result_dict(result, self.image_url)})
+            job.emit("done", {"id": job.id, "result": job.summary})
             if not job.future.done():
-                job.future.set_result(result)
+                # Native jobs are fetched as files; only waiting handlers (OpenAI, A1111) need pixels.
+                job.future.set_result(result if job.source != "api" else None)
         finally:
             self.last_duration = time.perf_counter() - started
+            job._compact()
 
     def _fail(self, job: Job, error: GambarkanError, status: str) -> None:
         job.error = error

@@ -60,21 +60,21 @@ async def create_job(request: Request, body: Any = Body(None)) -> JSONResponse: 
 @router.get("/api/jobs", summary="Recent jobs, newest last")
 async def list_jobs(request: Request) -> dict[str, Any]:
     state = _state(request)
-    return {"jobs": [job.to_dict(state.queue.position(job), state.image_url) for job in state.queue.jobs()]}
+    return {"jobs": [job.to_dict(state.queue.position(job)) for job in state.queue.jobs()]}
 
 
 @router.get("/api/jobs/{job_id}", summary="State, progress and result of a job")
 async def get_job(request: Request, job_id: str) -> dict[str, Any]:
     state = _state(request)
     job = state.queue.get(job_id)
-    return job.to_dict(state.queue.position(job), state.image_url)
+    return job.to_dict(state.queue.position(job))
 
 
 @router.delete("/api/jobs/{job_id}", summary="Cancel a job: queued ones at once, running ones at the next step")
 async def cancel_job(request: Request, job_id: str) -> dict[str, Any]:
     state = _state(request)
     job = state.queue.cancel(job_id)
-    data = job.to_dict(state.queue.position(job), state.image_url)
+    data = job.to_dict(state.queue.position(job))
     if data["status"] == "running":
         data["status"] = "cancelling"
     return data

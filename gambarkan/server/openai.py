@@ -79,7 +79,10 @@ async def images_generations(request: Request, body: ImageGenerationBody) -> dic
     fields.update({k: v for k, v in extras.items() if v is not None})
     job = Job(state.build_request(fields), source="openai")
     state.queue.submit(job)
-    result = await asyncio.wrap_future(job.future)
+    try:
+        result = await asyncio.wrap_future(job.future)
+    finally:
+        job.release()
     revised = result.prompt if result.prompt != result.original_prompt else None
     data = []
     for image in result.images:

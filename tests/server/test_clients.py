@@ -139,6 +139,9 @@ def test_cancel_running_job_stops_at_next_step(live_server, how):
                     answer = client.delete(f"/api/jobs/{job_id}")
                     assert answer.status_code == 200 and answer.json()["status"] in ("cancelling", "cancelled")
                 else:
+                    progress = client.get("/sdapi/v1/progress").json()
+                    assert progress["state"]["job_count"] == 1 and progress["state"]["sampling_step"] >= 1
+                    assert 0 < progress["progress"] < 1 and progress["state"]["sampling_steps"] == 40
                     assert client.post("/sdapi/v1/interrupt").status_code == 200
 
         events = sse_events(client, job_id, on_event)
