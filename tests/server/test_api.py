@@ -273,3 +273,29 @@ def test_mount_ui_hook_gets_the_root(tmp_path):
     with TestClient(create_app(settings, InstantEngine(settings), mount_ui=mount)) as client:
         assert client.get("/").text == "ui here"
         assert client.get("/api/health").status_code == 200
+
+
+def test_out_of_memory_fails_cleanly_and_the_next_job_runs(make_client):
+    from gambarkan.errors import OutOfMemoryError
+
+    class OnceOutOfMemory(InstantEngine):
+        def generate(self, request, **kwargs):
+            if not self.calls:
+                self.calls.append(request)
+                raise OutOfMemoryError("out of memory on cuda at 2048x2048, batch size 4", "lower --width/--height or --batch-size")
+            return super().generate(request, **kwargs)
+
+    client = make_client(engine=OnceOutOfMemory(None))
+    failed = client.post("/v1/images/generations", json={"prompt": "x", "response_format": "b64_json"})
+    assert failed.status_code == 422 and failed.json()["error"]["code"] == "out_of_memory"
+    assert "lower --width" in failed.json()["error"]["message"]
+    ok = client.post("/v1/images/generations", json={"prompt": "x", "response_format": "b64_json"})
+    assert ok.status_code == 200 and ok.json()["data"][0]["b64_json"]
+
+
+def test_translate_endpoint_uses_the_engine_translation(make_client):
+    client = make_client()
+    response = client.post("/api/translate", json={"prompt": "kucing lucu", "translator": "glossary"})
+    assert response.status_code == 200, response.text
+    data = response.json()
+    assert data["original_prompt"] == "kucing lucu" and "cat" in data["prompt"].lower()

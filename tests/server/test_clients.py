@@ -58,6 +58,10 @@ def test_openai_client_makes_images_with_metadata(live_server):
         seeds.append(int(parameters.split("Seed: ")[1].split(",")[0]))
     assert seeds == [7, 8]
     assert response.size == "64x64"
+    assert response.data[0].revised_prompt and "cat" in response.data[0].revised_prompt.lower()  # translated
+    by_url = client.images.generate(prompt="a cat", size="64x64", response_format="url", extra_body={"steps": 1, "seed": 2})
+    fetched = httpx.get(by_url.data[0].url, headers=AUTH)
+    assert fetched.status_code == 200 and "Seed: 2" in png_parameters(fetched.content)[1]
     # Known models are listed; anything else (a path, a typo) is a clean 404 from the client's view.
     assert "tiny-sd15" in [m.id for m in client.models.list().data]
     with pytest.raises(openai.NotFoundError) as info:
