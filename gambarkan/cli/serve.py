@@ -44,20 +44,68 @@ def run_server(app: Any, host: str, port: int, shutdown_timeout: float, log_leve
 
 
 @click.command()
-@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on; anything but loopback needs --api-key.")
+@click.option(
+    "--host",
+    default="127.0.0.1",
+    show_default=True,
+    help="Address to listen on; anything but loopback needs --api-key.",
+)
 @click.option("--port", default=7860, show_default=True, type=int, help="Port to listen on.")
-@click.option("--model", "-m", default=None, help="Default model: a package name, Hub id, diffusers folder or .safetensors file.")
+@click.option(
+    "--model", "-m", default=None, help="Default model: a package name, Hub id, diffusers folder or .safetensors file."
+)
 @click.option("--preset", "-p", default=None, help="Default model package (see: gambarkan models list).")
-@click.option("--api-key", "api_keys", multiple=True, help="Accepted API key (repeatable); also GAMBARKAN_API_KEYS=key1,key2.")
+@click.option(
+    "--api-key", "api_keys", multiple=True, help="Accepted API key (repeatable); also GAMBARKAN_API_KEYS=key1,key2."
+)
 @click.option("--insecure", is_flag=True, help="Allow listening off loopback without an API key (anyone can use it).")
-@click.option("--queue-size", default=32, show_default=True, type=click.IntRange(1, 10_000), help="Jobs that may wait; more get HTTP 429.")
-@click.option("--max-size", default=2048, show_default=True, type=click.IntRange(64, 8192), help="Largest width/height a request may ask for.")
-@click.option("--max-steps", default=150, show_default=True, type=click.IntRange(1, 150), help="Most steps a request may ask for.")
-@click.option("--max-images", default=16, show_default=True, type=click.IntRange(1, 1600), help="Most images per request (batch size x count).")
-@click.option("--max-body", default=1024 * 1024, show_default=True, type=click.IntRange(1024), help="Largest request body in bytes.")
-@click.option("--shutdown-timeout", default=30.0, show_default=True, type=float, help="Seconds the running job may finish on shutdown before it is cancelled.")
-@click.option("--no-save", is_flag=True, help="Do not keep PNGs of OpenAI b64_json and native jobs (A1111 follows save_images).")
-@click.option("--log-level", default="info", type=click.Choice(["critical", "error", "warning", "info", "debug"]), show_default=True)
+@click.option(
+    "--queue-size",
+    default=32,
+    show_default=True,
+    type=click.IntRange(1, 10_000),
+    help="Jobs that may wait; more get HTTP 429.",
+)
+@click.option(
+    "--max-size",
+    default=2048,
+    show_default=True,
+    type=click.IntRange(64, 8192),
+    help="Largest width/height a request may ask for.",
+)
+@click.option(
+    "--max-steps", default=150, show_default=True, type=click.IntRange(1, 150), help="Most steps a request may ask for."
+)
+@click.option(
+    "--max-images",
+    default=16,
+    show_default=True,
+    type=click.IntRange(1, 1600),
+    help="Most images per request (batch size x count).",
+)
+@click.option(
+    "--max-body",
+    default=1024 * 1024,
+    show_default=True,
+    type=click.IntRange(1024),
+    help="Largest request body in bytes.",
+)
+@click.option(
+    "--shutdown-timeout",
+    default=30.0,
+    show_default=True,
+    type=float,
+    help="Seconds the running job may finish on shutdown before it is cancelled.",
+)
+@click.option(
+    "--no-save", is_flag=True, help="Do not keep PNGs of OpenAI b64_json and native jobs (A1111 follows save_images)."
+)
+@click.option(
+    "--log-level",
+    default="info",
+    type=click.Choice(["critical", "error", "warning", "info", "debug"]),
+    show_default=True,
+)
 @handle_errors
 def serve(
     host: str,
@@ -113,7 +161,10 @@ def serve(
     app = create_app(Settings.from_env(), config=config)
     console = err_console()
     shown = "localhost" if host in ("0.0.0.0", "::") else host
-    console.print(f"gambarkan {'(API key required) ' if keys else ''}on http://{shown}:{port}  docs: http://{shown}:{port}/docs", markup=False)
+    console.print(
+        f"gambarkan {'(API key required) ' if keys else ''}on http://{shown}:{port}  docs: http://{shown}:{port}/docs",
+        markup=False,
+    )
     if insecure and not keys:
         console.print("warning: no API key; anyone who can reach this address can use the server", markup=False)
     run_server(app, host, port, shutdown_timeout, log_level)

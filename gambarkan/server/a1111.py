@@ -87,10 +87,14 @@ def to_fields(body: Txt2ImgBody, state: Any) -> dict[str, Any]:
     if body.subseed_strength:
         raise _unsupported("subseed_strength", "variation seeds")
     if body.script_name:
-        raise InvalidRequestError(f"Script '{body.script_name}' not found", "gambarkan has no A1111 scripts; leave script_name unset")
+        raise InvalidRequestError(
+            f"Script '{body.script_name}' not found", "gambarkan has no A1111 scripts; leave script_name unset"
+        )
     if body.alwayson_scripts:
         name = next(iter(body.alwayson_scripts))
-        raise InvalidRequestError(f"always on script {name} not found", "gambarkan has no A1111 extensions; leave alwayson_scripts empty")
+        raise InvalidRequestError(
+            f"always on script {name} not found", "gambarkan has no A1111 extensions; leave alwayson_scripts empty"
+        )
     if body.styles:
         raise _unsupported("styles", "A1111 saved styles")
     overrides = body.override_settings or {}
@@ -99,7 +103,9 @@ def to_fields(body: Txt2ImgBody, state: Any) -> dict[str, Any]:
         raise InvalidRequestError("override_settings.CLIP_stop_at_last_layers must be an integer 1-12")
     model = overrides.get("sd_model_checkpoint") or state.current_model
     if not isinstance(model, str):
-        raise InvalidRequestError("override_settings.sd_model_checkpoint must be a model title (see /sdapi/v1/sd-models)")
+        raise InvalidRequestError(
+            "override_settings.sd_model_checkpoint must be a model title (see /sdapi/v1/sd-models)"
+        )
     fields: dict[str, Any] = {
         "prompt": body.prompt,
         "negative_prompt": body.negative_prompt,
@@ -193,7 +199,10 @@ async def sd_models(request: Request) -> list[dict[str, Any]]:
 async def samplers() -> list[dict[str, Any]]:
     from gambarkan.engine.samplers import SAMPLERS
 
-    return [{"name": s.name, "aliases": list(s.aliases), "options": {"scheduler": "karras"} if s.karras else {}} for s in SAMPLERS]
+    return [
+        {"name": s.name, "aliases": list(s.aliases), "options": {"scheduler": "karras"} if s.karras else {}}
+        for s in SAMPLERS
+    ]
 
 
 @router.get("/sdapi/v1/schedulers", summary="Schedule types (A1111 >= 1.9)")
@@ -237,7 +246,6 @@ async def set_options(request: Request, body: dict[str, Any] = Body(...)) -> Non
             state.a1111_options[key] = value
     if checkpoint is not None:
         state.current_model = entry.name
-    return None
 
 
 @router.get("/sdapi/v1/progress", summary="Progress of the running job (A1111 shape)")
@@ -253,7 +261,9 @@ async def progress(request: Request, skip_current_image: bool = False) -> dict[s
         "stopping_generation": False,
         "job": job.id if job else "",
         "job_count": job_count,
-        "job_timestamp": _dt.datetime.fromtimestamp(job.started or job.created).strftime("%Y%m%d%H%M%S") if job else "0",
+        "job_timestamp": _dt.datetime.fromtimestamp(job.started or job.created).strftime("%Y%m%d%H%M%S")
+        if job
+        else "0",
         "job_no": job.batch_index if job else 0,
         "sampling_step": job.step if job else 0,
         "sampling_steps": job.steps if job else 0,
@@ -266,7 +276,13 @@ async def progress(request: Request, skip_current_image: bool = False) -> dict[s
     image = None
     if job.preview is not None and not skip_current_image:
         image = png_base64(job.preview)
-    return {"progress": round(fraction, 4), "eta_relative": round(eta, 3), "state": state_dict, "current_image": image, "textinfo": None}
+    return {
+        "progress": round(fraction, 4),
+        "eta_relative": round(eta, 3),
+        "state": state_dict,
+        "current_image": image,
+        "textinfo": None,
+    }
 
 
 @router.post("/sdapi/v1/interrupt", summary="Stop the running job at its next step")

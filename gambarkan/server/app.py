@@ -59,9 +59,22 @@ class BodyLimitMiddleware:
         import json
 
         body = json.dumps(
-            {"error": {"code": "body_too_large", "message": f"request body is larger than {self.limit} bytes", "hint": "send a smaller request", "status": 413}}
+            {
+                "error": {
+                    "code": "body_too_large",
+                    "message": f"request body is larger than {self.limit} bytes",
+                    "hint": "send a smaller request",
+                    "status": 413,
+                }
+            }
         ).encode()
-        await send({"type": "http.response.start", "status": 413, "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 413,
+                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
+            }
+        )
         await send({"type": "http.response.body", "body": body})
 
 
@@ -129,5 +142,7 @@ def create_app(
         try:
             mount_ui(app, state)
         except ImportError as exc:
-            raise DependencyMissingError(f"the web UI needs {exc.name or 'gradio'}", "pip install 'gambarkan[ui]'") from None
+            raise DependencyMissingError(
+                f"the web UI needs {exc.name or 'gradio'}", "pip install 'gambarkan[ui]'"
+            ) from None
     return app

@@ -91,11 +91,11 @@ def authorized(header: str | None, keys: list[str]) -> bool:
 class APIKeyMiddleware:
     """ASGI middleware guarding every HTTP route but ``PUBLIC_PATHS`` (the UI included)."""
 
-    def __init__(self, app, keys: list[str]) -> None:  # noqa: ANN001 - ASGI app
+    def __init__(self, app, keys: list[str]) -> None:
         self.app = app
         self.keys = list(keys)
 
-    async def __call__(self, scope, receive, send) -> None:  # noqa: ANN001 - ASGI signature
+    async def __call__(self, scope, receive, send) -> None:
         if scope["type"] not in ("http", "websocket") or not self.keys or scope.get("path") in PUBLIC_PATHS:
             await self.app(scope, receive, send)
             return

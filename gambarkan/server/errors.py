@@ -76,4 +76,6 @@ def install_error_handlers(app: Any) -> None:
     @app.exception_handler(Exception)
     async def _unexpected(request: Any, exc: Exception) -> JSONResponse:
         log.error("unexpected error on %s %s", request.method, request.url.path, exc_info=exc)
-        return JSONResponse(_simple(500, "internal_error", "internal server error", "see the server log"), status_code=500)
+        return JSONResponse(
+            _simple(500, "internal_error", "internal server error", "see the server log"), status_code=500
+        )

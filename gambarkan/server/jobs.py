@@ -219,7 +219,9 @@ class JobQueue:
                 return
             self._closing = False  # a restarted app (lifespan run again) takes jobs again
             for index, engine in enumerate(self.engines):
-                thread = threading.Thread(target=self._work, args=(engine,), name=f"gambarkan-worker-{index}", daemon=True)
+                thread = threading.Thread(
+                    target=self._work, args=(engine,), name=f"gambarkan-worker-{index}", daemon=True
+                )
                 self._threads.append(thread)
                 thread.start()
 
@@ -414,10 +416,12 @@ class JobQueue:
             self._finish_cancelled(job, "cancelled before it started", record=True)
             return
         try:
-            result = engine.generate(job.request, on_progress=on_progress, cancel=job.cancel, preview_every=job.preview_every)
+            result = engine.generate(
+                job.request, on_progress=on_progress, cancel=job.cancel, preview_every=job.preview_every
+            )
         except GambarkanError as exc:
             self._fail(job, exc, CANCELLED if isinstance(exc, CancelledError) else FAILED)
-        except Exception as exc:  # noqa: BLE001 - a broken job must not stop the worker
+        except Exception as exc:
             log.exception("job %s failed", job.id)
             error = GambarkanError(f"generation failed ({type(exc).__name__})", "see the server log for details")
             error.http_status = 500
@@ -457,5 +461,5 @@ def _record_cancelled(job: Job, error: CancelledError, settings: Any) -> None:
         from gambarkan.engine import generate as engine_module
 
         engine_module._record(None, job.request, error, settings or engine_module.Settings.from_env())
-    except Exception:  # noqa: BLE001 - history is best effort for jobs that never ran
+    except Exception:
         log.warning("could not record cancelled job %s in the history", job.id, exc_info=True)

@@ -21,7 +21,13 @@ _JOB_SCHEMA: dict[str, Any] = {
 }
 _JOB_SCHEMA["properties"] = {
     **{k: v for k, v in _JOB_SCHEMA.get("properties", {}).items() if k != "out_dir"},
-    "preview_every": {"type": "integer", "minimum": 0, "maximum": 150, "default": 0, "description": "send a preview image every N steps (0: none)"},
+    "preview_every": {
+        "type": "integer",
+        "minimum": 0,
+        "maximum": 150,
+        "default": 0,
+        "description": "send a preview image every N steps (0: none)",
+    },
 }
 _JOB_SCHEMA["additionalProperties"] = False
 
@@ -96,7 +102,11 @@ async def job_events(request: Request, job_id: str) -> Any:
 
     async def events():
         async for event in job.stream(start):
-            yield {"id": str(event["id"]), "event": event["event"], "data": json.dumps(event["data"], ensure_ascii=False)}
+            yield {
+                "id": str(event["id"]),
+                "event": event["event"],
+                "data": json.dumps(event["data"], ensure_ascii=False),
+            }
 
     return EventSourceResponse(events(), ping=15)
 
@@ -167,7 +177,8 @@ async def models(request: Request) -> dict[str, Any]:
     state = _state(request)
     return {
         "models": [
-            {"name": e.name, "kind": e.kind, "default": e.default, "description": e.description} for e in state.models().values()
+            {"name": e.name, "kind": e.kind, "default": e.default, "description": e.description}
+            for e in state.models().values()
         ]
     }
 

@@ -35,7 +35,9 @@ class ImageGenerationBody(BaseModel):
     n: int = Field(1, ge=1, le=16)
     size: str | None = Field(None, max_length=20, description="WIDTHxHEIGHT, e.g. 512x512, or auto")
     response_format: Literal["url", "b64_json"] | None = None
-    quality: str | None = Field(None, max_length=20, description="accepted for compatibility; steps come from the preset")
+    quality: str | None = Field(
+        None, max_length=20, description="accepted for compatibility; steps come from the preset"
+    )
     style: str | None = Field(None, max_length=20, description="accepted for compatibility")
     user: str | None = Field(None, max_length=256)
     output_format: Literal["png"] | None = None
@@ -75,7 +77,14 @@ async def images_generations(request: Request, body: ImageGenerationBody) -> dic
         "batch_size": body.n,
         "save": state.config.save_outputs or response_format == "url",
     }
-    extras = {"negative_prompt": body.negative_prompt, "seed": body.seed, "steps": body.steps, "cfg": body.cfg, "sampler": body.sampler, "preset": body.preset}
+    extras = {
+        "negative_prompt": body.negative_prompt,
+        "seed": body.seed,
+        "steps": body.steps,
+        "cfg": body.cfg,
+        "sampler": body.sampler,
+        "preset": body.preset,
+    }
     fields.update({k: v for k, v in extras.items() if v is not None})
     job = Job(state.build_request(fields), source="openai")
     state.queue.submit(job)
@@ -93,7 +102,12 @@ async def images_generations(request: Request, body: ImageGenerationBody) -> dic
             url = state.image_url(image.path)
             item["url"] = str(request.base_url).rstrip("/") + url if url else None
         data.append(item)
-    return {"created": int(time.time()), "data": data, "output_format": "png", "size": f"{result.width}x{result.height}"}
+    return {
+        "created": int(time.time()),
+        "data": data,
+        "output_format": "png",
+        "size": f"{result.width}x{result.height}",
+    }
 
 
 @router.get("/v1/models", summary="OpenAI-compatible model list")

@@ -183,7 +183,9 @@ class ServerState:
         ]
         for name, value, limit in checks:
             if value is not None and value > limit:
-                raise InvalidRequestError(f"{name} {value} is above this server's limit of {limit}", f"use at most {limit}")
+                raise InvalidRequestError(
+                    f"{name} {value} is above this server's limit of {limit}", f"use at most {limit}"
+                )
         images = request.batch_size * request.count
         if images > cfg.max_images:
             raise InvalidRequestError(
@@ -193,7 +195,8 @@ class ServerState:
         chars = len(request.prompt) + len(request.negative_prompt)
         if chars > cfg.max_prompt_chars:
             raise InvalidRequestError(
-                f"prompt is {chars} characters, above this server's limit of {cfg.max_prompt_chars}", "shorten the prompt"
+                f"prompt is {chars} characters, above this server's limit of {cfg.max_prompt_chars}",
+                "shorten the prompt",
             )
         if not request.prompt.strip():
             raise InvalidRequestError("prompt is empty", "write what to draw, e.g. 'kucing lucu di taman'")

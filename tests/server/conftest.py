@@ -52,7 +52,9 @@ def start_uvicorn(app: Any) -> tuple[Any, threading.Thread, int]:
     import uvicorn
 
     port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", timeout_graceful_shutdown=5))
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", timeout_graceful_shutdown=5)
+    )
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 60
@@ -99,5 +101,29 @@ class InstantEngine:
         if on_progress is not None:
             on_progress(Progress(0, request.count, 1, 1, 0, total, None))
         seed = max(request.seed, 0)
-        images = [GeneratedImage(Image.new("RGB", (64, 64), (i * 20 % 255, 0, 0)), seed + i, i, None, f"{request.prompt}\nSeed: {seed + i}") for i in range(total)]
-        return GenerationResult(images, request.prompt, request.negative_prompt, request.prompt, request.negative_prompt, "instant", None, "Euler", 1, 7.0, 64, 64, 1, seed)
+        images = [
+            GeneratedImage(
+                Image.new("RGB", (64, 64), (i * 20 % 255, 0, 0)),
+                seed + i,
+                i,
+                None,
+                f"{request.prompt}\nSeed: {seed + i}",
+            )
+            for i in range(total)
+        ]
+        return GenerationResult(
+            images,
+            request.prompt,
+            request.negative_prompt,
+            request.prompt,
+            request.negative_prompt,
+            "instant",
+            None,
+            "Euler",
+            1,
+            7.0,
+            64,
+            64,
+            1,
+            seed,
+        )

@@ -68,7 +68,11 @@ def test_full_queue_answers_429_with_retry_after_and_cancel_frees_it(make_client
 
 def test_unknown_job_is_404_json(make_client):
     client = make_client()
-    for response in (client.get("/api/jobs/nope"), client.delete("/api/jobs/nope"), client.get("/api/jobs/nope/events")):
+    for response in (
+        client.get("/api/jobs/nope"),
+        client.delete("/api/jobs/nope"),
+        client.get("/api/jobs/nope/events"),
+    ):
         assert response.status_code == 404
         assert response.json()["error"]["code"] == "not_found"
 
@@ -97,7 +101,12 @@ def test_unknown_job_is_404_json(make_client):
         ("/sdapi/v1/txt2img", {"prompt": "x", "enable_hr": True}, 422, "enable_hr"),
         ("/sdapi/v1/txt2img", {"prompt": "x", "alwayson_scripts": {"ControlNet": {"args": []}}}, 422, "ControlNet"),
         ("/sdapi/v1/txt2img", {"prompt": "x", "sampler_name": "nope"}, 422, "sampler"),
-        ("/sdapi/v1/txt2img", {"prompt": "x", "override_settings": {"sd_model_checkpoint": "C:\\models\\x.ckpt"}}, 404, "unknown model"),
+        (
+            "/sdapi/v1/txt2img",
+            {"prompt": "x", "override_settings": {"sd_model_checkpoint": "C:\\models\\x.ckpt"}},
+            404,
+            "unknown model",
+        ),
         ("/sdapi/v1/options", {"sd_model_checkpoint": "missing"}, 404, "sd_model_checkpoint"),
         ("/api/translate", {"negative_prompt": "x"}, 422, "prompt is required"),
     ],
@@ -170,7 +179,10 @@ def test_images_are_confined_to_the_output_folder(make_client, tmp_path):
     for path in attempts:
         response = client.get(path)
         assert response.status_code in (400, 404), path
-        assert b"secret" not in response.content and response.json()["error"]["code"] in ("invalid_image_name", "not_found")
+        assert b"secret" not in response.content and response.json()["error"]["code"] in (
+            "invalid_image_name",
+            "not_found",
+        )
 
 
 def test_auth_bearer_and_basic_health_open_key_never_echoed(make_client):
@@ -219,11 +231,16 @@ def test_serve_refuses_public_host_without_key(cli):
 
 def test_listing_endpoints_and_model_switch(make_client):
     client = make_client()
-    assert [m["id"] for m in client.get("/v1/models").json()["data"]][0] == "instant-model"
+    assert client.get("/v1/models").json()["data"][0]["id"] == "instant-model"
     assert client.get("/sdapi/v1/sd-models").json()[0]["title"] == "instant-model"
     names = [s["name"] for s in client.get("/sdapi/v1/samplers").json()]
     assert "Euler a" in names and "DPM++ 2M Karras" in names
-    assert client.post("/sdapi/v1/options", json={"sd_model_checkpoint": "instant-model [abc123]", "CLIP_stop_at_last_layers": 2}).status_code == 200
+    assert (
+        client.post(
+            "/sdapi/v1/options", json={"sd_model_checkpoint": "instant-model [abc123]", "CLIP_stop_at_last_layers": 2}
+        ).status_code
+        == 200
+    )
     options = client.get("/sdapi/v1/options").json()
     assert options["sd_model_checkpoint"] == "instant-model" and options["CLIP_stop_at_last_layers"] == 2
     presets = client.get("/api/presets").json()["presets"]
@@ -256,7 +273,13 @@ def test_a1111_fields_map_onto_the_request(make_client):
     assert response.json()["images"] == [] and response.json()["parameters"]["prompt"] == "rumah merah"
     request = engine.calls[-1]
     assert (request.steps, request.cfg, request.width, request.height) == (3, 4.5, 64, 128)
-    assert (request.sampler, request.seed, request.batch_size, request.count, request.clip_skip) == ("DPM++ 2M Karras", 11, 2, 2, 2)
+    assert (request.sampler, request.seed, request.batch_size, request.count, request.clip_skip) == (
+        "DPM++ 2M Karras",
+        11,
+        2,
+        2,
+        2,
+    )
     assert request.save is False and request.model == "instant-model"
 
 
@@ -282,7 +305,9 @@ def test_out_of_memory_fails_cleanly_and_the_next_job_runs(make_client):
         def generate(self, request, **kwargs):
             if not self.calls:
                 self.calls.append(request)
-                raise OutOfMemoryError("out of memory on cuda at 2048x2048, batch size 4", "lower --width/--height or --batch-size")
+                raise OutOfMemoryError(
+                    "out of memory on cuda at 2048x2048, batch size 4", "lower --width/--height or --batch-size"
+                )
             return super().generate(request, **kwargs)
 
     client = make_client(engine=OnceOutOfMemory(None))

@@ -47,7 +47,12 @@ def test_openai_client_makes_images_with_metadata(live_server):
     openai = pytest.importorskip("openai")
     client = openai.OpenAI(base_url=live_server.url + "/v1", api_key=API_KEY, max_retries=0)
     response = client.images.generate(
-        model="tiny-sd15", prompt="kucing lucu", n=2, size="64x64", response_format="b64_json", extra_body={"steps": 2, "seed": 7}
+        model="tiny-sd15",
+        prompt="kucing lucu",
+        n=2,
+        size="64x64",
+        response_format="b64_json",
+        extra_body={"steps": 2, "seed": 7},
     )
     assert len(response.data) == 2
     seeds = []
@@ -59,7 +64,9 @@ def test_openai_client_makes_images_with_metadata(live_server):
     assert seeds == [7, 8]
     assert response.size == "64x64"
     assert response.data[0].revised_prompt and "cat" in response.data[0].revised_prompt.lower()  # translated
-    by_url = client.images.generate(prompt="a cat", size="64x64", response_format="url", extra_body={"steps": 1, "seed": 2})
+    by_url = client.images.generate(
+        prompt="a cat", size="64x64", response_format="url", extra_body={"steps": 1, "seed": 2}
+    )
     fetched = httpx.get(by_url.data[0].url, headers=AUTH)
     assert fetched.status_code == 200 and "Seed: 2" in png_parameters(fetched.content)[1]
     # Known models are listed; anything else (a path, a typo) is a clean 404 from the client's view.
@@ -79,7 +86,9 @@ def test_openai_client_without_key_is_refused(live_server):
 
 def test_webuiapi_client_txt2img_models_options(live_server):
     webuiapi = pytest.importorskip("webuiapi")
-    api = webuiapi.WebUIApi(host="127.0.0.1", port=live_server.port, sampler="Euler a", steps=2, username="me", password=API_KEY)
+    api = webuiapi.WebUIApi(
+        host="127.0.0.1", port=live_server.port, sampler="Euler a", steps=2, username="me", password=API_KEY
+    )
     assert api.util_get_model_names() == ["tiny-sd15"]
     assert "DPM++ 2M Karras" in api.util_get_sampler_names()
     api.util_set_model("tiny-sd15")
@@ -109,7 +118,10 @@ def test_webuiapi_without_credentials_gets_401(live_server):
 
 def test_sse_events_arrive_in_order_with_previews(live_server):
     with httpx.Client(base_url=live_server.url, headers=AUTH) as client:
-        created = client.post("/api/jobs", json={"prompt": "pemandangan pantai", "width": 64, "height": 64, "steps": 2, "seed": 3, "preview_every": 1})
+        created = client.post(
+            "/api/jobs",
+            json={"prompt": "pemandangan pantai", "width": 64, "height": 64, "steps": 2, "seed": 3, "preview_every": 1},
+        )
         assert created.status_code == 202, created.text
         job_id = created.json()["id"]
         events = sse_events(client, job_id)
@@ -135,7 +147,9 @@ def test_sse_events_arrive_in_order_with_previews(live_server):
 @pytest.mark.parametrize("how", ["delete", "interrupt"])
 def test_cancel_running_job_stops_at_next_step(live_server, how):
     with httpx.Client(base_url=live_server.url, headers=AUTH) as client:
-        job_id = client.post("/api/jobs", json={"prompt": "x", "width": 64, "height": 64, "steps": 40, "seed": 1}).json()["id"]
+        job_id = client.post(
+            "/api/jobs", json={"prompt": "x", "width": 64, "height": 64, "steps": 40, "seed": 1}
+        ).json()["id"]
 
         def on_event(name, data):
             if name == "progress" and data["step"] == 1:
@@ -181,5 +195,7 @@ def test_queued_compatible_jobs_equal_single_runs(live_server):
             served.append(np.array(png_parameters(client.get(result["images"][0]["url"]).content)[0].convert("RGB")))
     engine = live_server.state.engines[0]
     for body, pixels in zip(bodies, served):
-        alone = engine.generate(GenerationRequest(**body, **common, model=str(live_server.state.default_entry.fields["model"]), save=False))
+        alone = engine.generate(
+            GenerationRequest(**body, **common, model=str(live_server.state.default_entry.fields["model"]), save=False)
+        )
         assert np.array_equal(np.array(alone.images[0].image.convert("RGB")), pixels)

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 
 schemathesis = pytest.importorskip("schemathesis")
-from hypothesis import HealthCheck, settings  # noqa: E402
+from hypothesis import HealthCheck, settings
 
-from tests.server.conftest import InstantEngine, server_settings  # noqa: E402
+from tests.server.conftest import InstantEngine, server_settings
 
 
 def _app():
@@ -19,7 +19,9 @@ def _app():
 
     home = Path(tempfile.mkdtemp(prefix="gambarkan-schema-"))
     settings = server_settings(home)
-    app = create_app(settings, InstantEngine(settings), config=ServerConfig(model="instant-model", queue_size=4, max_images=4))
+    app = create_app(
+        settings, InstantEngine(settings), config=ServerConfig(model="instant-model", queue_size=4, max_images=4)
+    )
     app.state.gambarkan.queue.start()  # schemathesis' ASGI client does not run the lifespan
     return app
 

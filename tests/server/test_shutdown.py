@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import sqlite3
@@ -22,7 +21,20 @@ def test_sigterm_during_a_job(tiny_sd15_dir, tmp_path):
     home = tmp_path / "home"
     port = free_port()
     env = {**os.environ, "GAMBARKAN_HOME": str(home), "HF_HUB_OFFLINE": "1"}
-    cmd = [sys.executable, "-m", "gambarkan", "serve", "--model", str(tiny_sd15_dir), "--port", str(port), "--shutdown-timeout", "0", "--log-level", "warning"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "gambarkan",
+        "serve",
+        "--model",
+        str(tiny_sd15_dir),
+        "--port",
+        str(port),
+        "--shutdown-timeout",
+        "0",
+        "--log-level",
+        "warning",
+    ]
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         base = f"http://127.0.0.1:{port}"
@@ -38,7 +50,7 @@ def test_sigterm_during_a_job(tiny_sd15_dir, tmp_path):
             time.sleep(0.3)
         common = {"width": 64, "height": 64, "translate": False}
         running = httpx.post(base + "/api/jobs", json={"prompt": "job running", "steps": 100, **common}).json()["id"]
-        queued = httpx.post(base + "/api/jobs", json={"prompt": "job queued", "steps": 2, **common}).json()["id"]
+        assert httpx.post(base + "/api/jobs", json={"prompt": "job queued", "steps": 2, **common}).status_code == 202
 
         started = threading.Event()
 
@@ -58,7 +70,7 @@ def test_sigterm_during_a_job(tiny_sd15_dir, tmp_path):
         status = httpx.get(f"{base}/api/jobs/{running}").json()
         assert status["status"] == "running", status
         proc.send_signal(signal.SIGTERM)
-        out, err = proc.communicate(timeout=120)
+        _out, err = proc.communicate(timeout=120)
     finally:
         if proc.poll() is None:
             proc.kill()
@@ -74,4 +86,3 @@ def test_sigterm_during_a_job(tiny_sd15_dir, tmp_path):
     assert rows.get("job running") == "cancelled", rows
     assert rows.get("job queued") == "cancelled", rows
     assert "running" not in rows.values()
-    json.dumps(rows)
