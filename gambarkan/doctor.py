@@ -101,7 +101,7 @@ def check_tiny_generation(settings: Settings) -> Check:
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="gambarkan-doctor-") as tmp:
         model_dir = save_tiny_model(Path(tmp) / "tiny")
-        engine = Engine(Settings(**{**asdict(settings), "cache_dir": Path(tmp) / "cache"}))
+        engine = Engine(Settings(**{**asdict(settings), "cache_dir": Path(tmp) / "cache"}), history=False)
         result = engine.generate(GenerationRequest(prompt="a cat", model=str(model_dir), steps=2, width=64, height=64, seed=1, out_dir=str(Path(tmp) / "out"), translate=False))
         pixels = np.asarray(result.images[0].image)
         saved = result.images[0].path is not None and result.images[0].path.is_file()

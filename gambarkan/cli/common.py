@@ -44,6 +44,10 @@ def handle_errors(func: F) -> F:
             if debug:
                 raise
             fail(str(exc), exc.exit_code)
+        except BrokenPipeError:
+            # The reader went away (`gambarkan history | head`): stop quietly, like other tools.
+            sys.stderr.close()
+            sys.exit(0)
         except KeyboardInterrupt:
             fail("interrupted; images already saved are kept", 130)
         except MemoryError:
