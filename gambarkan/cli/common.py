@@ -46,7 +46,9 @@ def handle_errors(func: F) -> F:
             fail(str(exc), exc.exit_code)
         except BrokenPipeError:
             # The reader went away (`gambarkan history | head`): stop quietly, like other tools.
-            sys.stderr.close()
+            import os
+
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
             sys.exit(0)
         except KeyboardInterrupt:
             fail("interrupted; images already saved are kept", 130)
