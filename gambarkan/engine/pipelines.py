@@ -10,7 +10,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import struct
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
@@ -68,39 +67,13 @@ def classify_source(model: str) -> str:
 
 
 def read_safetensors_header(path: Path) -> dict[str, Any]:
-    """Parse and sanity-check a safetensors header; decide the format by bytes, not extension."""
-    size = path.stat().st_size
-    with open(path, "rb") as handle:
-        head = handle.read(8)
-        if len(head) < 8:
-            raise ModelLoadError(f"{path.name} is truncated (only {size} bytes)", "download the file again")
-        (length,) = struct.unpack("<Q", head)
-        if length > MAX_HEADER_BYTES or length + 8 > size:
-            _refuse_if_pickle(path, head)
-            raise ModelLoadError(f"{path.name} is not a valid .safetensors file (corrupt or truncated header)", "download the file again")
-        raw = handle.read(length)
-    try:
-        header = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError):
-        raise ModelLoadError(f"{path.name} is not a valid .safetensors file (unreadable header)", "download the file again") from None
-    if not isinstance(header, dict):
-        raise ModelLoadError(f"{path.name} is not a valid .safetensors file", "download the file again")
-    data_size = size - 8 - length
-    for name, info in header.items():
-        if name == "__metadata__":
-            continue
-        offsets = info.get("data_offsets") if isinstance(info, dict) else None
-        if not (isinstance(offsets, list) and len(offsets) == 2 and 0 <= offsets[0] <= offsets[1] <= data_size):
-            raise ModelLoadError(f"{path.name} is truncated or corrupt (tensor {name} lies outside the file)", "download the file again")
-    return header
+    """Parse and sanity-check a safetensors header; decide the format by bytes, not extension.
 
+    One validator for every load path (models.safety): pickles are refused whatever their name.
+    """
+    from gambarkan.models.safety import check_file
 
-def _refuse_if_pickle(path: Path, head: bytes) -> None:
-    if head[:2] in (b"\x80\x02", b"\x80\x03", b"\x80\x04", b"\x80\x05") or head[:2] == b"PK":
-        raise UnsafeFileError(
-            f"{path.name} is a pickle-based checkpoint, which can run code when loaded",
-            "use a .safetensors version of this model",
-        )
+    return check_file(path)
 
 
 def detect_file_arch(header: dict[str, Any]) -> str:
@@ -218,12 +191,32 @@ def _load_file(path: Path, dtype: str, offline: bool, config: str | None) -> tup
     kwargs["torch_dtype"] = kwargs.pop("dtype")  # from_single_file has no `dtype` alias yet
     if config:
         kwargs["config"] = config
+    link_dir = None
+    load_path = str(path)
+    if not path.name.endswith(".safetensors"):
+        # diffusers picks its reader by the extension (anything else goes to torch.load); the
+        # bytes said safetensors, so load it under a name that says so too.
+        import shutil
+        import tempfile
+
+        link_dir = tempfile.mkdtemp(prefix="gambarkan-load-")
+        load_path = os.path.join(link_dir, "model.safetensors")
+        try:
+            os.symlink(path.resolve(), load_path)
+        except OSError:
+            shutil.rmtree(link_dir, ignore_errors=True)
+            raise ModelLoadError(f"{path.name} is a safetensors file with another extension", "rename it to end in .safetensors") from None
     try:
-        pipe = cls.from_single_file(str(path), local_files_only=offline, **kwargs)
+        pipe = cls.from_single_file(load_path, local_files_only=offline, **kwargs)
     except GambarkanError:
         raise
     except Exception as exc:  # diffusers raises many types here
         raise _load_error(exc, path.name) from None
+    finally:
+        if link_dir is not None:
+            import shutil
+
+            shutil.rmtree(link_dir, ignore_errors=True)
     return pipe, arch
 
 

@@ -32,6 +32,9 @@ def _tensors(file: NetworkFile, sdxl: bool) -> list[Any]:
     """The embedding tensor for each text encoder of the pipeline, in pipeline order."""
     from safetensors.torch import load_file
 
+    from gambarkan.models.safety import check_file
+
+    check_file(file.path)  # format by bytes: a pickle named .safetensors is refused clearly
     try:
         data = load_file(str(file.path))
     except Exception as exc:

@@ -73,17 +73,23 @@ def list_files(dirs: Iterable[Path], kind: str = "lora") -> list[NetworkFile]:
 
 
 def find(name: str, dirs: Iterable[Path], kind: str = "lora") -> NetworkFile:
-    """The file for ``name``: exact name, then case-insensitive; a path to a file also works.
+    """The file for ``name``: exact name, then case-insensitive; a file name with its suffix
+    (``sub/name.safetensors``) inside one of ``dirs`` also works, a path outside them never does.
 
     Raises UnsafeFileError when only a pickle file (.pt/.ckpt/.bin) has that name and
     UnknownModelError (with the closest names) when nothing does.
     """
+    from gambarkan.paths import safe_join
+
     dirs = list(dirs)
     label = "LoRA" if kind == "lora" else "embedding"
-    direct = Path(name).expanduser()
-    if direct.suffix.lower() in (SAFE_SUFFIX, *UNSAFE_SUFFIXES) and direct.is_file():
-        _refuse_unsafe(direct, label)
-        return NetworkFile(direct.stem, direct.resolve(), kind)
+    if Path(name).suffix.lower() in (SAFE_SUFFIX, *UNSAFE_SUFFIXES):
+        # A file name (or sub/path) inside a LoRA folder; names never reach outside them.
+        for d in dirs:
+            direct = safe_join(d, name, f"{label} name")
+            if direct.is_file():
+                _refuse_unsafe(direct, label)
+                return NetworkFile(direct.stem, direct, kind)
     files = list_files(dirs, kind)
     for match in (lambda f: f.name == name, lambda f: f.name.lower() == name.lower()):
         hits = [f for f in files if match(f)]
@@ -219,10 +225,14 @@ def sync_loras(pipe: Any, wanted: list[tuple[NetworkFile, float]]) -> None:
 
 
 def _load(pipe: Any, name: str, file: NetworkFile) -> None:
+    from gambarkan.models.safety import check_file
+
     hint = "is it made for this model's architecture (SD 1.x / SDXL)?"
+    check_file(file.path)  # format by bytes: a pickle named .safetensors is refused here
     try:
         with _quiet():
-            pipe.load_lora_weights(str(file.path), adapter_name=name)
+            # use_safetensors=True: diffusers would otherwise fall back to torch.load on failure
+            pipe.load_lora_weights(str(file.path), adapter_name=name, use_safetensors=True)
     except Exception as exc:
         _forget(pipe, name)
         reason = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__

@@ -56,16 +56,44 @@ def read_safetensors_header(path: Path) -> dict[str, Any]:
         raise ModelLoadError(f"{path.name} is not a valid .safetensors file (header is not a table)", "download the file again")
     data_size = size - 8 - length
     end = 0
+    spans: list[tuple[int, int, str]] = []
     for name, info in header.items():
         if name == "__metadata__":
             continue
         offsets = info.get("data_offsets") if isinstance(info, dict) else None
-        if not (isinstance(offsets, list) and len(offsets) == 2 and 0 <= offsets[0] <= offsets[1] <= data_size):
+        if not (isinstance(offsets, list) and len(offsets) == 2 and all(type(o) is int for o in offsets) and 0 <= offsets[0] <= offsets[1] <= data_size):
             raise ModelLoadError(f"{path.name} is truncated or corrupt (tensor {name} lies outside the file)", "download the file again")
+        _check_tensor_size(path, name, info, offsets[1] - offsets[0])
+        spans.append((offsets[0], offsets[1], name))
         end = max(end, offsets[1])
+    # Like the safetensors library: tensors tile the data exactly, no overlaps and no holes.
+    position = 0
+    for start, stop, name in sorted(spans):
+        if start != position:
+            raise ModelLoadError(f"{path.name} is corrupt (tensor {name} overlaps another or leaves a hole)", "download the file again")
+        position = stop
     if end != data_size:
         raise ModelLoadError(f"{path.name} is corrupt ({data_size - end} unexpected bytes after the tensors)", "download the file again")
     return header
+
+
+_DTYPE_BITS = {"BOOL": 8, "U8": 8, "I8": 8, "F8_E5M2": 8, "F8_E4M3": 8, "I16": 16, "U16": 16, "F16": 16, "BF16": 16,
+               "I32": 32, "U32": 32, "F32": 32, "I64": 64, "U64": 64, "F64": 64}  # fmt: skip
+
+
+def _check_tensor_size(path: Path, name: str, info: dict[str, Any], nbytes: int) -> None:
+    """dtype x shape must equal the tensor's byte range (dtypes we do not know are left to the loader)."""
+    shape = info.get("shape")
+    if not (isinstance(shape, list) and all(type(d) is int and d >= 0 for d in shape)):
+        raise ModelLoadError(f"{path.name} is corrupt (tensor {name} has an invalid shape)", "download the file again")
+    bits = _DTYPE_BITS.get(str(info.get("dtype")))
+    if bits is None:
+        return
+    count = 1
+    for dim in shape:
+        count *= dim
+    if count * bits // 8 != nbytes:
+        raise ModelLoadError(f"{path.name} is corrupt (tensor {name}: its shape needs {count * bits // 8} bytes, it has {nbytes})", "download the file again")
 
 
 def _pickle_refusal(path: Path, fmt: str) -> UnsafeFileError:

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from gambarkan.config import Settings
-from gambarkan.errors import ModelLoadError, UnknownModelError, UnsafeFileError
+from gambarkan.errors import GambarkanError, ModelLoadError, UnknownModelError, UnsafeFileError
 from gambarkan.models.loras import apply_networks, file_hash, find, list_files, loaded_loras
 from gambarkan.prompt.encode import build_conditioning, encode_prompt
 from gambarkan.testing import tiny_pipeline
@@ -123,7 +123,10 @@ def test_find_by_name_case_and_subfolder(lora_dir):
     assert find("Sketchy", [lora_dir]).path == lora_dir / "Sketchy.safetensors"
     assert find("sketchy", [lora_dir]).name == "Sketchy"
     assert find("watercolor", [lora_dir]).path == lora_dir / "sub" / "watercolor.safetensors"
-    assert find(str(lora_dir / "Sketchy.safetensors"), []).name == "Sketchy"
+    assert find("Sketchy.safetensors", [lora_dir]).name == "Sketchy"
+    assert find("sub/watercolor.safetensors", [lora_dir]).name == "watercolor"
+    with pytest.raises(GambarkanError, match="absolute paths"):  # names never reach outside the LoRA folders
+        find(str(lora_dir / "Sketchy.safetensors"), [lora_dir])
     assert [f.name for f in list_files([lora_dir])] == ["Sketchy", "sketchy_kohya", "watercolor", "xl_only"]
 
 
