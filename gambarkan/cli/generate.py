@@ -37,6 +37,9 @@ def request_options(func: Any) -> Any:
         click.option("--translator", "-t", default=None, help="Translation backend: auto, glossary, marian, nllb, google, none."),
         click.option("--no-translate", is_flag=True, default=False, help="Use the prompt exactly as written."),
         click.option("--offline", is_flag=True, default=False, help="Never touch the network; use only downloaded models."),
+        click.option("--fast", is_flag=True, default=False, help="Lossy speed-ups: TAESD decoding, bf16 on CPU, DeepCache (marked in the PNG)."),
+        click.option("--compile", "compile_", is_flag=True, default=False, help="torch.compile the U-Net (slow first run per size, cached on disk)."),
+        click.option("--optimize", default=None, help='Speed techniques, e.g. "channels_last,-fused_qkv" or "none" (see benchmarks/RESULTS.md).'),
     ]
     for option in reversed(options):
         func = option(func)
@@ -45,7 +48,11 @@ def request_options(func: Any) -> Any:
 
 def options_to_fields(options: dict[str, Any]) -> dict[str, Any]:
     """Click option values -> GenerationRequest fields (unset options left out)."""
-    fields = {k: v for k, v in options.items() if v is not None and k not in ("no_translate", "offline")}
+    fields = {k: v for k, v in options.items() if v is not None and k not in ("no_translate", "offline", "fast", "compile_")}
+    if options.get("fast"):
+        fields["fast"] = True
+    if options.get("compile_"):
+        fields["optimize"] = ",".join(filter(None, [fields.get("optimize"), "compile"]))
     if options.get("no_translate"):
         fields["translate"] = False
     if options.get("offline"):
@@ -86,7 +93,7 @@ class StepProgress:
             self._progress.__exit__(*exc)
 
 
-def run_request(request: Any, as_json: bool, quiet: bool) -> None:
+def run_request(request: Any, as_json: bool, quiet: bool, verbose: bool = False) -> None:
     """Generate ``request`` with a progress bar and print the result (paths or JSON)."""
     from gambarkan.engine.generate import default_engine
     from gambarkan.prompt.syntax import PromptWarning
@@ -102,6 +109,8 @@ def run_request(request: Any, as_json: bool, quiet: bool) -> None:
     for warning in caught:
         if issubclass(warning.category, PromptWarning) and not quiet:
             console.print(f"gambarkan: warning: {warning.message}", markup=False)
+    if verbose:
+        print_verbose(result)
     if result.translator and result.prompt != result.original_prompt and not quiet:
         console.print(f"Terjemahan ({result.translator}): {result.prompt}", markup=False)
     if as_json:
@@ -117,6 +126,20 @@ def run_request(request: Any, as_json: bool, quiet: bool) -> None:
         )
 
 
+def print_verbose(result: Any) -> None:
+    """Speed techniques in use, their notes, and the timings/memory of the run (stderr)."""
+    console = err_console()
+    techniques = result.extra.get("optimizations", [])
+    console.print(f"optimisations: {', '.join(techniques) or 'none'} ({result.device}, {result.dtype})", markup=False)
+    for note in result.extra.get("optimization_notes", []):
+        console.print(f"  {note}", markup=False)
+    shown = ", ".join(f"{k} {v:.2f}s" for k, v in result.timings.items() if not k.endswith("_mb"))
+    memory = ", ".join(f"{k.removesuffix('_mb').replace('_', ' ')} {v:.0f} MB" for k, v in result.timings.items() if k.endswith("_mb"))
+    console.print(f"timings: {shown}", markup=False)
+    if memory:
+        console.print(f"memory: {memory}", markup=False)
+
+
 @click.command()
 @click.argument("prompt", required=False)
 @request_options
@@ -125,8 +148,9 @@ def run_request(request: Any, as_json: bool, quiet: bool) -> None:
 @click.option("--no-save", is_flag=True, help="Do not write PNG files (useful with --json in scripts).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object with paths, seeds, settings and timings.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar or notes.")
+@click.option("--verbose", "-v", is_flag=True, help="Also print speed techniques, stage timings and peak memory.")
 @handle_errors
-def generate(prompt: str | None, from_image: str | None, lora_dirs: tuple[str, ...], no_save: bool, as_json: bool, quiet: bool, **options: Any) -> None:
+def generate(prompt: str | None, from_image: str | None, lora_dirs: tuple[str, ...], no_save: bool, as_json: bool, quiet: bool, verbose: bool = False, **options: Any) -> None:
     """Make images from PROMPT (Bahasa Indonesia, English, or a mix).
 
     \b
@@ -153,4 +177,4 @@ def generate(prompt: str | None, from_image: str | None, lora_dirs: tuple[str, .
     if lora_dirs:  # read by Settings.from_env() when the engine starts, just below
         for name in ("GAMBARKAN_LORA_DIRS", "GAMBARKAN_EMBEDDING_DIRS"):
             os.environ[name] = os.pathsep.join([*lora_dirs, *filter(None, [os.environ.get(name)])])
-    run_request(GenerationRequest(**fields), as_json, quiet)
+    run_request(GenerationRequest(**fields), as_json, quiet, verbose)

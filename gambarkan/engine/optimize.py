@@ -390,7 +390,10 @@ def _taesd_decode(pipe: Any, on: bool, state: State, notes: list[str]) -> None:
     if on:
         state.originals["vae"] = pipe.vae
         tiny = taesd_for(pipe)
-        pipe.vae = tiny.to(device=pipe.unet.device, dtype=pipe.unet.dtype)
+        param = next(tiny.parameters())
+        if (param.device, param.dtype) != (pipe.unet.device, pipe.unet.dtype):
+            tiny.to(device=pipe.unet.device, dtype=pipe.unet.dtype)
+        pipe.vae = tiny
     elif "vae" in state.originals:
         pipe.vae = state.originals.pop("vae")
 
