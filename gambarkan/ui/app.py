@@ -328,9 +328,11 @@ def build_ui(settings: Any = None, queue: Any = None, engine: Any = None, lang: 
         seed_reuse.click(lambda last: last, [last_seed], [seed], show_progress="hidden")
 
         # -- generate / cancel -----------------------------------------------------------------------
-        def on_generate(*values: Any, request: gr.Request):
-            *form_values, lang = values
-            form = dict(zip(form_keys, form_values))
+        def on_generate(prompt_v: str, negative_v: str, translate_v: bool, translator_v: str, preview_v: str, edited_v: bool,
+                        package_v: str, sampler_v: str, steps_v: Any, cfg_v: Any, width_v: Any, height_v: Any, seed_v: Any,
+                        batch_size_v: Any, count_v: Any, clip_skip_v: Any, lang: str, request: gr.Request):
+            form = dict(zip(form_keys, (prompt_v, negative_v, translate_v, translator_v, preview_v, edited_v, package_v, sampler_v,
+                                        steps_v, cfg_v, width_v, height_v, seed_v, batch_size_v, count_v, clip_skip_v)))
             from gambarkan.request import GenerationRequest
             from gambarkan.server.jobs import DONE, Job
 

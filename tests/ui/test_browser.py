@@ -1,0 +1,108 @@
+"""The web UI in a real browser (Debian's chromium driven by Playwright) against a tiny model.
+
+One visitor's path: type an Indonesian prompt, read the English preview, generate, find the
+image (a real PNG with its parameters) in the gallery, look at its parameters, cancel a long run,
+switch the page to English. A screenshot is kept in test-artifacts/.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+playwright_api = pytest.importorskip("playwright.sync_api", reason="pip install playwright")
+CHROMIUM = os.environ.get("GAMBARKAN_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
+ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
+TIMEOUT_MS = 240_000  # generous: CI machines are small and busy; nothing here is timed
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def ui_url(ui_settings):
+    from gambarkan.ui.app import launch
+
+    demo = launch(block=False, port=free_port(), settings=ui_settings)
+    try:
+        yield demo.local_url
+    finally:
+        demo.close()
+        demo.gambarkan.queue.shutdown(5)
+
+
+@pytest.fixture
+def page():
+    if not Path(CHROMIUM).exists():
+        pytest.skip("no chromium: apt-get install chromium")
+    with playwright_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
+        context = browser.new_context(viewport={"width": 1280, "height": 1100})
+        context.set_default_timeout(TIMEOUT_MS)
+        try:
+            yield context.new_page()
+        finally:
+            browser.close()
+
+
+def test_indonesian_prompt_to_gallery_then_english(ui_url: str, page) -> None:
+    from PIL import Image
+
+    expect = playwright_api.expect
+    page.goto(ui_url)
+    expect(page.locator("button#gk-generate")).to_have_text("Gambarkan")
+
+    page.locator("#gk-prompt textarea").fill("kucing oranye tidur di atas sofa")
+    expect(page.locator("#gk-preview textarea")).to_have_value("orange cat sleeping on a sofa", timeout=TIMEOUT_MS)
+
+    page.locator("button#gk-generate").click()
+    expect(page.locator("#gk-status")).to_contain_text("Selesai", timeout=TIMEOUT_MS)
+    expect(page.locator("#gk-status")).to_contain_text("orange cat sleeping on a sofa")
+    image = page.locator("#gk-gallery img").first
+    expect(image).to_be_visible()
+
+    # The gallery serves the saved PNG itself: right size, with its A1111 parameters.
+    png = page.request.get(image.get_attribute("src")).body()
+    picture = Image.open(io.BytesIO(png))
+    assert picture.format == "PNG" and picture.size == (64, 64)
+    assert "Original prompt: kucing oranye tidur di atas sofa" in picture.info["parameters"]
+    assert len(set(picture.convert("RGB").getdata())) > 10  # an image, not a blank
+
+    image.click()
+    parameters = page.locator("#gk-parameters textarea")
+    page.wait_for_function("() => document.querySelector('#gk-parameters textarea').value.includes('Steps: 2')")
+    assert "Preset: umum" in parameters.input_value()
+    seed = int(parameters.input_value().split("Seed: ")[1].split(",")[0])
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "ui-id.png"), full_page=True)
+
+    # "Kirim ke prompt" puts that image's settings (its seed too) back into the form.
+    page.locator("#gk-prompt textarea").fill("")
+    page.locator("button#gk-send").click()
+    expect(page.locator("#gk-prompt textarea")).to_have_value("kucing oranye tidur di atas sofa")
+    page.locator("#gk-advanced").get_by_text("Pengaturan lanjutan").click()
+    expect(page.locator("#gk-seed input")).to_have_value(str(seed))
+
+    # A long run shows its steps and stops when cancelled.
+    for field, value in (("steps", "150"), ("width", "256"), ("height", "256")):
+        page.locator(f"#gk-{field} input").fill(value)
+    page.locator("button#gk-generate").click()
+    expect(page.locator("#gk-status")).to_contain_text("Langkah", timeout=TIMEOUT_MS)
+    page.locator("button#gk-cancel").click()
+    expect(page.locator("#gk-status")).to_contain_text("Dibatalkan", timeout=TIMEOUT_MS)
+
+    page.locator("#gk-language label", has_text="English").click()
+    expect(page.locator("button#gk-generate")).to_have_text("Generate")
+    expect(page.locator("#gk-prompt label, #gk-prompt span").first).to_contain_text("Prompt")
+    expect(page.locator("#gk-negative")).to_contain_text("Negative prompt")
+    page.screenshot(path=str(ARTIFACTS / "ui-en.png"), full_page=True)
