@@ -38,7 +38,7 @@ def _spellings(name: str) -> set[str]:
             break
         seen.add(decoded)
         # overlong UTF-8 (%c0%ae) decodes to nothing valid; read it as latin-1 bytes too
-        seen.add(unquote_to_bytes(current).decode("latin-1"))
+        seen.add(unquote_to_bytes(current.encode("utf-8", "surrogatepass")).decode("latin-1"))
         current = decoded
     normalised = {unicodedata.normalize("NFKC", text) for text in seen}
     overlong = {text.replace("\u00c0\u00ae", ".").replace("\u00c0\u00af", "/") for text in seen}  # overlong '.' and '/'
@@ -49,6 +49,10 @@ def check_name(name: str, what: str = "name") -> str:
     """Raise UnsafePathError unless ``name`` is a relative path that stays where it is put."""
     if not isinstance(name, str) or not name or len(name) > _MAX_NAME:
         raise UnsafePathError(f"invalid {what}", f"give a plain file name of at most {_MAX_NAME} characters")
+    try:
+        os.fsencode(name)
+    except UnicodeError:
+        raise UnsafePathError(f"invalid {what}: it is not a valid file name", "give a plain file name") from None
     for text in _spellings(name):
         if any(ord(c) < 32 or ord(c) == 127 for c in text):
             raise UnsafePathError(f"invalid {what}: it contains control characters", "give a plain file name")
