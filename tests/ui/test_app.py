@@ -1,0 +1,129 @@
+"""The UI's plain parts without a browser: strings, form -> request, previews, errors, mounting, CLI."""
+
+from __future__ import annotations
+
+import re
+import string
+
+import pytest
+
+from gambarkan import errors
+from gambarkan.ui import i18n
+from gambarkan.ui.app import form_fields, model_rows, package_choices, package_info, preview_translation
+
+
+def _placeholders(text: str) -> set[str]:
+    return {name for _, name, _, _ in string.Formatter().parse(text) if name}
+
+
+def test_every_string_has_both_languages_with_the_same_placeholders() -> None:
+    for key, entry in i18n.STRINGS.items():
+        assert set(entry) == {"id", "en"}, key
+        assert entry["id"].strip() and entry["en"].strip(), key
+        assert _placeholders(entry["id"]) == _placeholders(entry["en"]), key
+
+
+def test_every_error_code_has_a_sentence_in_both_languages() -> None:
+    from gambarkan.server import jobs  # noqa: F401 - registers its error classes
+
+    def subclasses(cls):
+        for sub in cls.__subclasses__():
+            yield sub
+            yield from subclasses(sub)
+
+    codes = {cls.code for cls in subclasses(errors.GambarkanError)} - {"shutting_down", "not_found", "job_finished"}
+    missing = sorted(code for code in codes if code not in i18n.ERRORS)
+    assert not missing, f"no UI sentence for error codes: {missing}"
+    for code, entry in i18n.ERRORS.items():
+        assert entry["id"] != entry["en"], code
+
+
+def test_errors_read_in_the_chosen_language_with_the_exact_detail() -> None:
+    error = errors.OutOfMemoryError("out of memory on cuda at 1024x1024, batch size 4", "lower --width/--height")
+    indonesian, english = i18n.explain_error(error, "id"), i18n.explain_error(error, "en")
+    assert indonesian.startswith("**Gagal:** Memori tidak cukup.")
+    assert english.startswith("**Failed:** Not enough memory.")
+    assert "out of memory on cuda at 1024x1024" in indonesian and "out of memory on cuda at 1024x1024" in english
+    assert "ZeroDivisionError" in i18n.explain_error(ZeroDivisionError("x"), "id")
+
+
+def test_form_fields_leave_package_defaults_unset_and_validate() -> None:
+    from gambarkan.request import GenerationRequest
+
+    form = {"prompt": "kucing lucu", "negative": "", "translate": True, "translator": "glossary", "preview": "cute cat",
+            "edited": False, "package": "anime", "sampler": "bawaan paket", "steps": 0, "cfg": -1, "width": 0, "height": 0,
+            "seed": -1, "batch_size": 2, "count": 1, "clip_skip": 0}
+    fields = form_fields(form)
+    assert fields == {"prompt": "kucing lucu", "negative_prompt": "", "preset": "anime", "seed": -1, "batch_size": 2, "count": 1,
+                      "translator": "glossary"}
+    chosen = form_fields({**form, "sampler": "Euler a", "steps": 30, "cfg": 0, "width": 512, "height": 768, "seed": 42, "clip_skip": 2})
+    assert (chosen["sampler"], chosen["steps"], chosen["cfg"], chosen["width"], chosen["height"], chosen["seed"], chosen["clip_skip"]) == (
+        "Euler a", 30, 0.0, 512, 768, 42, 2)
+    GenerationRequest(**chosen)  # a valid request
+    # an edited preview is what the model reads, untranslated
+    edited = form_fields({**form, "edited": True, "preview": "a very cute cat"})
+    assert edited["prompt"] == "a very cute cat" and edited["translate"] is False
+    assert form_fields({**form, "translate": False})["translate"] is False
+    with pytest.raises(errors.InvalidRequestError, match="Tulis dulu"):
+        form_fields({**form, "prompt": "   "})
+    with pytest.raises(errors.InvalidRequestError, match="width 500 is not a multiple of 8"):
+        GenerationRequest(**form_fields({**form, "width": 500, "height": 512}))
+
+
+def test_translation_preview_is_english_and_switchable(isolated_home) -> None:
+    from gambarkan.config import Settings
+
+    settings = Settings.from_env()
+    english, note = preview_translation("kucing oranye tidur di atas sofa", True, "glossary", settings, "id")
+    assert english == "orange cat sleeping on a sofa" and "glossary" in note
+    same, note = preview_translation("a red car", True, "glossary", settings, "en")
+    assert same == "a red car" and "nothing to translate" in note
+    off, note = preview_translation("kucing", False, "glossary", settings, "id")
+    assert off == "kucing" and "mati" in note
+
+
+def test_packages_show_description_size_and_download_state(isolated_home) -> None:
+    from gambarkan.config import Settings
+
+    settings = Settings.from_env()
+    names = [value for _, value in package_choices(settings, "id")]
+    assert names[:2] == ["umum", "anime"] and "sdxl" in names
+    info = package_info("sdxl", settings, "id")
+    assert "Stable Diffusion XL" in info and "7.1 GB" in info and "belum terunduh" in info
+    assert "not downloaded" in package_info("sdxl", settings, "en")
+    assert "did you mean" in package_info("animee", settings, "en")
+    rows, used = model_rows(settings, "en")
+    assert used == 0 and {row[0] for row in rows} >= {"umum", "anime", "realistis", "cepat", "sdxl"}
+    assert all(row[4] == "no" for row in rows)
+
+
+def test_custom_default_model_is_offered_first(isolated_home, monkeypatch) -> None:
+    from gambarkan.config import Settings
+
+    monkeypatch.setenv("GAMBARKAN_MODEL", "/models/mine")
+    choices = package_choices(Settings.from_env(), "en")
+    assert choices[0] == ("(default model)", "")
+    assert "/models/mine" in package_info("", Settings.from_env(), "en")
+
+
+def test_server_mounts_the_ui_at_root(isolated_home) -> None:
+    from fastapi.testclient import TestClient
+
+    from gambarkan.server.app import create_app
+    from gambarkan.ui.app import mount
+
+    app = create_app(mount_ui=mount, start_workers=False)
+    with TestClient(app) as client:
+        page = client.get("/")
+        assert page.status_code == 200 and "text/html" in page.headers["content-type"]
+        assert client.get("/v1/models").status_code == 200  # the API still answers next to it
+        config = client.get("/config").json()
+        assert config["title"] == "gambarkan"
+        assert any(c.get("props", {}).get("elem_id") == "gk-generate" for c in config["components"])
+
+
+def test_cli_ui_refuses_a_public_link_without_a_key(cli) -> None:
+    done = cli("ui", "--share")
+    assert done.returncode == 2
+    assert re.match(r"gambarkan: error: refusing to listen on 0\.0\.0\.0 without an API key", done.stderr)
+    assert "Traceback" not in done.stderr
