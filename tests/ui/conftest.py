@@ -26,4 +26,5 @@ def tiny_settings(tiny_dir: Path):
 def ui_settings(tiny_sd15_dir: Path, monkeypatch: pytest.MonkeyPatch):
     monkeypatch.setenv("GAMBARKAN_TRANSLATOR", "glossary")
     monkeypatch.setenv("GAMBARKAN_OFFLINE", "1")
+    monkeypatch.setenv("GRADIO_ANALYTICS_ENABLED", "False")
     return tiny_settings(tiny_sd15_dir)
