@@ -90,6 +90,7 @@ class Job:
     batch_count: int = 1
     preview: Any = None
     summary: dict[str, Any] | None = None  # result_dict(): what GET /api/jobs/{id} shows; no pixels
+    result: GenerationResult | None = None  # with pixels, for waiting surfaces (UI, OpenAI, A1111) until released
     error: GambarkanError | None = None
     cancel: threading.Event = field(default_factory=threading.Event)
     future: concurrent.futures.Future = field(default_factory=concurrent.futures.Future)
@@ -151,6 +152,7 @@ class Job:
         done: concurrent.futures.Future = concurrent.futures.Future()
         done.set_result(None)
         self.future = done
+        self.result = None
 
     def _compact(self) -> None:
         """Finished: forget the previews (late listeners replay the stream without them)."""
@@ -357,6 +359,12 @@ class JobQueue:
         for job in finished[: max(len(finished) - self.keep_finished, 0)]:
             self._jobs.pop(job.id, None)
 
+    def _release_old_results(self, keep: int = 8) -> None:
+        """Only the newest finished jobs keep their images in memory; older ones are released."""
+        with_pixels = [j for j in self._jobs.values() if j.status in FINISHED and j.result is not None]
+        for job in with_pixels[: max(len(with_pixels) - keep, 0)]:
+            job.release()
+
     def _next(self) -> Job | None:
         with self._cond:
             while not self._closing and (self._paused or not self._pending):
@@ -429,6 +437,7 @@ class JobQueue:
             self._fail(job, error, FAILED)
         else:
             job.summary = result_dict(result, self.image_url)
+            job.result = result if job.source != "api" else None
             job.status = DONE
             job.finished = time.time()
             job.images_done = len(result.images)
@@ -439,6 +448,7 @@ class JobQueue:
         finally:
             self.last_duration = time.perf_counter() - started
             job._compact()
+            self._release_old_results()
 
     def _fail(self, job: Job, error: GambarkanError, status: str) -> None:
         job.error = error
