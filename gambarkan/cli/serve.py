@@ -21,6 +21,17 @@ def _import_server() -> None:
         raise DependencyMissingError(f"gambarkan serve needs {exc.name}", "pip install 'gambarkan[server]'") from None
 
 
+def _ui_mount() -> Any:
+    """The web UI's mount hook (UI at ``/``) when gradio (the ``ui`` extra) is installed, else None."""
+    try:
+        import gradio  # noqa: F401
+    except ImportError:
+        return None
+    from gambarkan.ui.app import mount
+
+    return mount
+
+
 def run_server(app: Any, host: str, port: int, shutdown_timeout: float, log_level: str = "info") -> None:
     """Serve ``app`` with uvicorn; on SIGTERM/SIGINT stop taking jobs at once and cancel queued ones."""
     import uvicorn
@@ -158,7 +169,7 @@ def serve(
         shutdown_timeout=shutdown_timeout,
         save_outputs=not no_save,
     )
-    app = create_app(Settings.from_env(), config=config)
+    app = create_app(Settings.from_env(), config=config, mount_ui=_ui_mount())
     console = err_console()
     shown = "localhost" if host in ("0.0.0.0", "::") else host
     console.print(
