@@ -54,6 +54,7 @@ class GenerationRequest(BaseModel):
     memory: Literal["auto", "high", "low", "minimal"] = "auto"
     translator: str | None = None
     translate: bool = True
+    style: bool = True  # add the package's style words to the prompt
     out_dir: str | None = None
     save: bool = True
     offline: bool = False

@@ -36,6 +36,7 @@ def request_options(func: Any) -> Any:
         click.option("--memory", type=click.Choice(["auto", "high", "low", "minimal"]), default=None, help="Memory mode: low/minimal offload to RAM."),
         click.option("--translator", "-t", default=None, help="Translation backend: auto, glossary, marian, nllb, google, none."),
         click.option("--no-translate", is_flag=True, default=False, help="Use the prompt exactly as written."),
+        click.option("--no-style", is_flag=True, default=False, help="Leave out the package's style words."),
         click.option("--offline", is_flag=True, default=False, help="Never touch the network; use only downloaded models."),
         click.option("--fast", is_flag=True, default=False, help="Lossy speed-ups: TAESD decoding, bf16 on CPU, DeepCache (marked in the PNG)."),
         click.option("--compile", "compile_", is_flag=True, default=False, help="torch.compile the U-Net (slow first run per size, cached on disk)."),
@@ -48,7 +49,9 @@ def request_options(func: Any) -> Any:
 
 def options_to_fields(options: dict[str, Any]) -> dict[str, Any]:
     """Click option values -> GenerationRequest fields (unset options left out)."""
-    fields = {k: v for k, v in options.items() if v is not None and k not in ("no_translate", "offline", "fast", "compile_")}
+    fields = {k: v for k, v in options.items() if v is not None and k not in ("no_translate", "no_style", "offline", "fast", "compile_")}
+    if options.get("no_style"):
+        fields["style"] = False
     if options.get("fast"):
         fields["fast"] = True
     if options.get("compile_"):
@@ -104,8 +107,10 @@ def run_request(request: Any, as_json: bool, quiet: bool, verbose: bool = False)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("ignore")
         warnings.simplefilter("always", PromptWarning)
+        engine = default_engine()
+        engine.surface = "cli"
         with StepProgress(show_progress) as progress:
-            result = default_engine().generate(request, on_progress=progress)
+            result = engine.generate(request, on_progress=progress)
     for warning in caught:
         if issubclass(warning.category, PromptWarning) and not quiet:
             console.print(f"gambarkan: warning: {warning.message}", markup=False)
@@ -113,6 +118,8 @@ def run_request(request: Any, as_json: bool, quiet: bool, verbose: bool = False)
         print_verbose(result)
     if result.translator and result.prompt != result.original_prompt and not quiet:
         console.print(f"Terjemahan ({result.translator}): {result.prompt}", markup=False)
+    for note in result.extra.get("notes", []) if not quiet else []:
+        console.print(f"gambarkan: note: {note}", markup=False)
     if as_json:
         print_json(result.to_dict())
         return

@@ -18,7 +18,7 @@ from typing import Any
 
 from gambarkan import __version__
 from gambarkan.config import Settings
-from gambarkan.errors import CancelledError, GambarkanError, OutOfMemoryError
+from gambarkan.errors import CancelledError
 from gambarkan.request import GeneratedImage, GenerationRequest, GenerationResult
 
 
@@ -37,6 +37,8 @@ class Plan:
     preset: str | None = None
     style: str = ""
     config: str | None = None  # local config folder for single-file checkpoints
+    vae: str | None = None  # replacement VAE folder (e.g. SDXL fp16-fix)
+    name: str | None = None  # what PNG metadata calls the model (package source), else derived
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -49,6 +51,7 @@ class Translation:
     original_prompt: str
     original_negative_prompt: str
     translator: str | None = None
+    notes: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -83,7 +86,8 @@ def _translate(prompt: str, negative: str, request: GenerationRequest, settings:
         prompt, negative, request.translator or settings.translator, settings, offline=request.offline or settings.offline
     )
     used = [t.backend for t in (first, second) if t.changed]
-    return Translation(first.english, second.english, prompt, negative, used[0] if used else None)
+    notes = list(dict.fromkeys([*first.notes, *second.notes]))
+    return Translation(first.english, second.english, prompt, negative, used[0] if used else None, notes)
 
 
 def _conditioning(pipe: Any, prompt: str, negative: str, clip_skip: int, steps: int) -> tuple[dict[str, Any], Callable | None]:
@@ -170,11 +174,6 @@ def _output_dir(request: GenerationRequest, settings: Settings) -> Path:
     return settings.output_dir / _dt.date.today().isoformat()
 
 
-def _is_oom(exc: BaseException) -> bool:
-    name = type(exc).__name__
-    return name == "OutOfMemoryError" or "out of memory" in str(exc).lower()
-
-
 class Engine:
     """Owns the pipeline cache and runs one generation at a time."""
 
@@ -196,14 +195,28 @@ class Engine:
         self.cache.get((model, device, dtype, None), lambda: loaded)
 
     def load(self, plan: Plan, device: str, dtype: str, offline: bool) -> tuple[Any, bool]:
-        """The loaded model for ``plan`` (from the cache when possible)."""
+        """The loaded model for ``plan`` (from the cache when possible), not yet placed."""
         from gambarkan.engine.pipelines import load_model
 
-        key = (plan.model, device, dtype, plan.config)
+        key = (plan.model, device, dtype, plan.config) + ((plan.vae,) if plan.vae else ())
+        load_device = None if device == "cuda" else device  # CUDA placement depends on the memory mode
         return self.cache.get(
             key,
-            lambda: load_model(plan.model, device, dtype, offline=offline, cache_dir=self.settings.cache_dir, config=plan.config),
+            lambda: load_model(plan.model, load_device, dtype, offline=offline, cache_dir=self.settings.cache_dir, config=plan.config, vae=plan.vae, name=plan.name),
         )
+
+    @staticmethod
+    def place(loaded: Any, memory_plan: Any) -> None:
+        """Put the pipeline where ``memory_plan`` says (GPU, offload, VAE slicing/tiling), once per change."""
+        from gambarkan.engine.device import apply_memory_plan
+
+        current = loaded.extras.get("memory_plan")
+        if current == memory_plan:
+            return
+        if current is not None and current.device == "cuda" and current.mode != "high":
+            loaded.pipe.remove_all_hooks()  # offload hooks stay on the modules until removed
+        apply_memory_plan(loaded.pipe, memory_plan)
+        loaded.extras["memory_plan"] = memory_plan
 
     def generate(
         self,
@@ -229,7 +242,7 @@ class Engine:
     def _generate(self, request: GenerationRequest, on_progress: ProgressCallback | None, cancel: threading.Event | None, preview_every: int) -> GenerationResult:
         import torch
 
-        from gambarkan.engine.device import pick_device, pick_dtype
+        from gambarkan.engine.device import choose_memory_mode, pick_device, pick_dtype, run_with_oom_retry
         from gambarkan.engine.samplers import make_scheduler
         from gambarkan.outputs.history import pause_point
         from gambarkan.outputs.png import format_parameters, save_png
@@ -248,8 +261,11 @@ class Engine:
         dtype = pick_dtype(device, request.dtype)
         t = time.perf_counter()
         loaded, cached = self.load(plan, device, dtype, request.offline or self.settings.offline)
+        memory_plan = choose_memory_mode(request.memory, device, loaded.arch, plan.width, plan.height, batch=request.batch_size)
+        self.place(loaded, memory_plan)
         timings["load"] = 0.0 if cached else time.perf_counter() - t
         pipe = loaded.pipe
+        notes = list(translation.notes)
 
         plan.extra.update(_networks(pipe, translation.prompt, translation.negative_prompt, self.settings))
         opt = _optimize(pipe, request, loaded, device, dtype, plan, self.settings)  # after LoRAs: fused QKV must see them
@@ -285,28 +301,23 @@ class Engine:
 
             t = time.perf_counter()
             scope = opt.scope(pipe, device)  # bf16 autocast when on; stage timings and peak memory
-            try:
-                output = pipe(
-                    **cond_kwargs,
+
+            def run_batch(_memory: Any, _cond: dict[str, Any] = cond_kwargs, _gens: list[Any] = generators, _cb: Callable = on_step_end) -> Any:
+                return pipe(
+                    **_cond,
                     width=plan.width,
                     height=plan.height,
                     num_inference_steps=plan.steps,
                     guidance_scale=plan.cfg,
                     num_images_per_prompt=request.batch_size,
-                    generator=generators,
-                    callback_on_step_end=on_step_end,
+                    generator=_gens,
+                    callback_on_step_end=_cb,
                     callback_on_step_end_tensor_inputs=["latents"],
                 )
-            except GambarkanError:
-                raise
-            except Exception as exc:
-                if _is_oom(exc):
-                    _free_memory()
-                    raise OutOfMemoryError(
-                        f"out of memory on {device} at {plan.width}x{plan.height}, batch size {request.batch_size}",
-                        "lower --width/--height or --batch-size, or use --memory low",
-                    ) from None
-                raise
+
+            try:
+                # Out of memory: free it, step down one memory mode and retry once (then a clear error).
+                output = run_with_oom_retry(run_batch, loaded.extras["memory_plan"], lambda mp: self.place(loaded, mp), notes.append)
             finally:
                 pipe._interrupt = False
                 scope.close(timings)
@@ -346,21 +357,13 @@ class Engine:
             device=device,
             dtype=dtype,
             timings=timings,
-            extra={"optimizations": opt.options.enabled, **({"optimization_notes": opt.notes} if opt.notes else {})},
+            extra={
+                "optimizations": opt.options.enabled,
+                "memory": loaded.extras["memory_plan"].describe(),
+                **({"optimization_notes": opt.notes} if opt.notes else {}),
+                **({"notes": notes} if notes else {}),
+            },
         )
-
-
-def _free_memory() -> None:
-    import gc
-
-    gc.collect()
-    try:
-        import torch
-
-        if torch.cuda.is_available():
-            torch.cuda.empty_cache()
-    except ImportError:
-        pass
 
 
 def _peak_memory(device: str) -> dict[str, float]:

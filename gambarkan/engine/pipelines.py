@@ -220,12 +220,32 @@ def _load_file(path: Path, dtype: str, offline: bool, config: str | None) -> tup
     return pipe, arch
 
 
-def _load_folder(folder: Path, dtype: str) -> tuple[Any, str]:
+def _load_vae(vae: str, dtype: str) -> Any:
+    """A replacement VAE (e.g. SDXL's fp16-fix) from a local diffusers folder."""
+    from diffusers import AutoencoderKL
+
+    from gambarkan.engine.device import torch_dtype
+    from gambarkan.models.store import folder_variant
+
+    _check_folder_safe(Path(vae))
+    try:
+        return AutoencoderKL.from_pretrained(vae, use_safetensors=True, local_files_only=True, variant=folder_variant(vae), dtype=torch_dtype(dtype))
+    except Exception as exc:
+        raise _load_error(exc, Path(vae).name) from None
+
+
+def _load_folder(folder: Path, dtype: str, vae: str | None = None) -> tuple[Any, str]:
+    from gambarkan.models.store import folder_variant
+
     arch = detect_folder_arch(folder)
     _check_folder_safe(folder)
     cls = _pipeline_class(arch)
+    kwargs = _common_kwargs(arch, dtype)
+    if vae:
+        kwargs["vae"] = _load_vae(vae, dtype)
     try:
-        pipe = cls.from_pretrained(str(folder), use_safetensors=True, local_files_only=True, **_common_kwargs(arch, dtype))
+        # Packages fetch only the fp16 files; diffusers must be told their names.
+        pipe = cls.from_pretrained(str(folder), use_safetensors=True, local_files_only=True, variant=folder_variant(folder), **kwargs)
     except GambarkanError:
         raise
     except Exception as exc:
@@ -270,8 +290,21 @@ def _load_error(exc: Exception, name: str) -> GambarkanError:
     return ModelLoadError(f"cannot load {name}: {text[:300]}", "the file may be corrupt or incomplete; download it again")
 
 
-def load_model(model: str, device: str, dtype: str, *, offline: bool = False, cache_dir: Path | None = None, config: str | None = None) -> LoadedModel:
-    """Load ``model`` (Hub id, folder or .safetensors file) as a pipeline on ``device``."""
+def load_model(
+    model: str,
+    device: str | None,
+    dtype: str,
+    *,
+    offline: bool = False,
+    cache_dir: Path | None = None,
+    config: str | None = None,
+    vae: str | None = None,
+    name: str | None = None,
+) -> LoadedModel:
+    """Load ``model`` (Hub id, folder or .safetensors file) as a pipeline.
+
+    With ``device=None`` it stays on the CPU for the caller to place (memory modes).
+    """
     import time
 
     started = time.perf_counter()
@@ -279,16 +312,19 @@ def load_model(model: str, device: str, dtype: str, *, offline: bool = False, ca
     if kind == "file":
         path = Path(model).expanduser()
         pipe, arch = _load_file(path, dtype, offline, config)
-        name, weights = path.stem, path
+        name, weights = name or path.stem, path
     else:
         folder = Path(model).expanduser() if kind == "folder" else download_snapshot(model, offline)
-        pipe, arch = _load_folder(folder, dtype)
-        name = folder.name if kind == "folder" else model
+        pipe, arch = _load_folder(folder, dtype, vae)
+        name = name or (folder.name if kind == "folder" else model)
         weights = _folder_weights(folder)
+    if kind == "file" and vae:
+        pipe.vae = _load_vae(vae, dtype)
     model_hash = _sha256_prefix(weights, cache_dir) if weights else None
-    pipe.to(device)
+    if device is not None:
+        pipe.to(device)
     pipe.set_progress_bar_config(disable=True)
-    return LoadedModel(pipe, arch, name, model, model_hash, time.perf_counter() - started)
+    return LoadedModel(pipe, arch, name or path.stem, model, model_hash, time.perf_counter() - started)
 
 
 class PipelineCache:

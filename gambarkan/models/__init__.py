@@ -77,6 +77,8 @@ def resolve_request(request: Any, settings: Any, *, show_progress: bool = True) 
 
     offline = bool(request.offline or settings.offline)
     config: str | None = None
+    vae: str | None = None
+    name: str | None = None
     source_spec = model_spec if request.model else spec
     if request.model and model_spec is None:
         model = request.model
@@ -84,8 +86,10 @@ def resolve_request(request: Any, settings: Any, *, show_progress: bool = True) 
         if path.is_file() and path.suffix.lower() == ".safetensors":
             config = config_folder_for(None, _file_kind(path), settings)
     elif source_spec is not None:
-        path, _vae = store.ensure_local(source_spec, settings, offline=offline, show_progress=show_progress)
+        path, vae_path = store.ensure_local(source_spec, settings, offline=offline, show_progress=show_progress)
         model = str(path)
+        vae = str(vae_path) if vae_path else None
+        name = source_spec.source if source_spec.source_type == "hub" else Path(source_spec.source).expanduser().stem
         if path.is_file():
             config = config_folder_for(source_spec, source_spec.kind, settings)
     else:
@@ -97,7 +101,7 @@ def resolve_request(request: Any, settings: Any, *, show_progress: bool = True) 
             return value
         return getattr(spec, name) if spec is not None else DEFAULTS[name]
 
-    use_style = getattr(request, "style", True)
+    use_style = request.style
     return Plan(
         model=model,
         sampler=pick("sampler"),
@@ -110,4 +114,6 @@ def resolve_request(request: Any, settings: Any, *, show_progress: bool = True) 
         preset=spec.name if spec is not None else None,
         style=", ".join(spec.style) if spec is not None and use_style else "",
         config=config,
+        vae=vae,
+        name=name,
     )
