@@ -150,3 +150,18 @@ def test_hub_model_without_network_says_so(engine, monkeypatch: pytest.MonkeyPat
 
     with pytest.raises(NetworkError, match="--model PATH"):
         engine.generate(GenerationRequest(prompt="x", model="someone/not-downloaded", save=False, offline=True, **SMALL))
+
+
+def test_folder_with_only_fp16_variant_files_loads(engine, tmp_path: Path):
+    from gambarkan.testing import tiny_pipeline
+
+    folder = tmp_path / "fp16-only"
+    tiny_pipeline().save_pretrained(folder, safe_serialization=True, variant="fp16")
+    assert list((folder / "unet").glob("*.fp16.safetensors"))
+    result = engine.generate(GenerationRequest(prompt="a cat", model=str(folder), seed=1, save=False, **SMALL))
+    assert pixels(result.images[0].image).std() > 0
+
+
+def test_memory_plan_is_reported(engine, tiny_sd15_dir: Path):
+    result = engine.generate(GenerationRequest(prompt="a cat", model=str(tiny_sd15_dir), seed=1, save=False, **SMALL))
+    assert result.extra["memory"].startswith("memory mode high on cpu")
