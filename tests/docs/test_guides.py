@@ -63,6 +63,37 @@ def docs_env(tiny_sd15_dir: Path, isolated_home: Path, tmp_path: Path, monkeypat
     return work
 
 
+DOC_SERVER = "127.0.0.1:7860"
+
+
+@contextlib.contextmanager
+def api_server():
+    """The real HTTP app (OpenAI/A1111 APIs over the engine) on a free local port, in a thread."""
+    import socket
+    import threading
+    import time
+
+    import uvicorn
+
+    from gambarkan.server.app import create_app
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(create_app(), host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 120
+    while not server.started and thread.is_alive() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert server.started, "the API server did not start"
+    try:
+        yield f"127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(60)
+
+
 def run_block(lang: str, code: str, where: str) -> str:
     """Run one block and return what it printed.
 
@@ -94,16 +125,24 @@ def run_block(lang: str, code: str, where: str) -> str:
 
 
 def test_runnable_examples_run_and_make_what_they_say(docs_env: Path) -> None:
+    from PIL import Image
+
     from gambarkan.outputs.png import read_parameters
 
     done: set[str] = set()
     outputs: dict[str, str] = {}
-    for guide in GUIDES:
-        for i, (lang, runnable, code) in enumerate(blocks(guide)):
-            if runnable and code not in done:
-                outputs[f"{guide.name}#{i}"] = run_block(lang, code, f"{guide.name} block {i}")
+    with contextlib.ExitStack() as stack:
+        address = None
+        for guide in GUIDES:
+            for i, (lang, runnable, code) in enumerate(blocks(guide)):
+                if not runnable or code in done:
+                    continue
                 done.add(code)
-    assert len(done) >= 5, "the guides lost their runnable examples"
+                if DOC_SERVER in code:  # API examples talk to `gambarkan serve`: start the real app
+                    address = address or stack.enter_context(api_server())
+                    code = code.replace(DOC_SERVER, address)
+                outputs[f"{guide.name}#{i}"] = run_block(lang, code, f"{guide.name} block {i}")
+    assert len(done) >= 6, "the guides lost their runnable examples"
 
     made = {p.name: read_parameters(p) for p in Path("hasil").glob("*.png")}
     # "--seed 42 --out hasil" -> hasil/00001-42.png, as both guides promise
@@ -119,7 +158,12 @@ def test_runnable_examples_run_and_make_what_they_say(docs_env: Path) -> None:
     assert again["Seed"] == 43
     assert {k: again[k] for k in ("prompt", "Steps", "Sampler", "Size")} == {k: first[k] for k in ("prompt", "Steps", "Sampler", "Size")}
 
+    # the OpenAI client example: a PNG at the package's size, with the translation it used
+    for name in ("kucing.png", "cat.png"):
+        with Image.open(name) as picture:
+            assert picture.size == (64, 64) and "Preset: umum" in picture.info["parameters"]
     printed = "\n".join(outputs.values())
+    assert "64x64 orange cat sleeping on a sofa" in printed
     assert re.search(r"Seed\s+42\b", printed)  # gambarkan info
     assert "umum" in printed  # gambarkan models list
     assert "42 2 " in printed  # read_parameters example: Seed, Steps, Sampler
@@ -167,3 +211,30 @@ def test_generate_options_in_the_guide_exist(guide: Path) -> None:
             used |= set(re.findall(r"(?<![\w-])(--?[a-zA-Z][\w-]*)", line.split("gambarkan generate", 1)[1]))
     assert used, "no gambarkan generate examples found"
     assert used <= known, f"{guide.name} mentions options that do not exist: {sorted(used - known)}"
+
+
+def test_api_examples_match_the_server(isolated_home) -> None:
+    """curl and webuiapi examples (not run: they ask for 512x512) use real routes, fields and methods."""
+    import inspect
+    import json
+
+    webuiapi = pytest.importorskip("webuiapi")
+    from gambarkan.server.a1111 import Txt2ImgBody
+    from gambarkan.server.app import create_app
+
+    routes = set(create_app(start_workers=False).openapi()["paths"])
+    for guide in GUIDES:
+        for lang, _, code in blocks(guide):
+            for path in re.findall(r"http://127\.0\.0\.1:7860(/[\w/]+)", code):
+                assert path in routes or path.rstrip("/") + "/images/generations" in routes, f"{guide.name}: no route {path}"
+            body = re.search(r"-d '(\{.*?\})'", code, re.S)
+            if body:
+                fields = json.loads(body.group(1))
+                assert set(fields) <= set(Txt2ImgBody.model_fields), f"{guide.name}: unknown A1111 fields"
+                Txt2ImgBody(**fields)
+            call = re.search(r"api\.txt2img\((.*?)\)\n", code, re.S)
+            if call:
+                names = set(re.findall(r"(\w+)=", call.group(1)))
+                assert names <= set(inspect.signature(webuiapi.WebUIApi.txt2img).parameters), f"{guide.name}: {names}"
+            if "WebUIApi(" in code:
+                assert {"host", "port"} <= set(inspect.signature(webuiapi.WebUIApi.__init__).parameters)
