@@ -66,8 +66,8 @@ def test_form_fields_leave_package_defaults_unset_and_validate() -> None:
     assert form_fields({**form, "translate": False})["translate"] is False
     with pytest.raises(errors.InvalidRequestError, match="Tulis dulu"):
         form_fields({**form, "prompt": "   "})
-    with pytest.raises(errors.InvalidRequestError, match="width 500 is not a multiple of 8"):
-        GenerationRequest(**form_fields({**form, "width": 500, "height": 512}))
+    with pytest.raises(errors.InvalidRequestError, match="width 510 is not a multiple of 8"):
+        GenerationRequest(**form_fields({**form, "width": 510, "height": 512}))
 
 
 def test_translation_preview_is_english_and_switchable(isolated_home) -> None:
@@ -127,3 +127,17 @@ def test_cli_ui_refuses_a_public_link_without_a_key(cli) -> None:
     assert done.returncode == 2
     assert re.match(r"gambarkan: error: refusing to listen on 0\.0\.0\.0 without an API key", done.stderr)
     assert "Traceback" not in done.stderr
+
+
+def test_history_rows_list_generations_newest_first(ui_settings) -> None:
+    from gambarkan.engine.generate import Engine
+    from gambarkan.request import GenerationRequest
+    from gambarkan.ui.app import history_rows
+
+    engine = Engine(ui_settings)
+    for seed in (5, 6):
+        engine.generate(GenerationRequest(prompt="kucing lucu", preset="cepat", seed=seed))
+    rows = history_rows(ui_settings, "kucing")
+    assert [row[5] for row in rows] == [6, 5]
+    assert rows[0][2] == "done" and rows[0][3] == "kucing lucu" and rows[0][4] == "cepat"
+    assert history_rows(ui_settings, "anjing") == []

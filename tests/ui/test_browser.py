@@ -2,7 +2,7 @@
 
 One visitor's path: type an Indonesian prompt, read the English preview, generate, find the
 image (a real PNG with its parameters) in the gallery, look at its parameters, cancel a long run,
-switch the page to English. A screenshot is kept in test-artifacts/.
+switch the page to English and read an error there. Screenshots are kept in test-artifacts/.
 """
 
 from __future__ import annotations
@@ -61,6 +61,8 @@ def test_indonesian_prompt_to_gallery_then_english(ui_url: str, page) -> None:
     expect = playwright_api.expect
     page.goto(ui_url)
     expect(page.locator("button#gk-generate")).to_have_text("Gambarkan")
+    page.locator("button#gk-generate").click()  # nothing written yet: a readable error, in Indonesian
+    expect(page.locator("#gk-status")).to_contain_text("Tulis dulu apa yang ingin digambar")
 
     page.locator("#gk-prompt textarea").fill("kucing oranye tidur di atas sofa")
     expect(page.locator("#gk-preview textarea")).to_have_value("orange cat sleeping on a sofa", timeout=TIMEOUT_MS)
@@ -105,4 +107,8 @@ def test_indonesian_prompt_to_gallery_then_english(ui_url: str, page) -> None:
     expect(page.locator("button#gk-generate")).to_have_text("Generate")
     expect(page.locator("#gk-prompt label, #gk-prompt span").first).to_contain_text("Prompt")
     expect(page.locator("#gk-negative")).to_contain_text("Negative prompt")
+    page.locator("#gk-width input").fill("510")  # not a multiple of 8: refused, explained in English
+    page.locator("button#gk-generate").click()
+    expect(page.locator("#gk-status")).to_contain_text("One of the settings cannot be used.")
+    expect(page.locator("#gk-status")).to_contain_text("width 510 is not a multiple of 8 (try 512)")
     page.screenshot(path=str(ARTIFACTS / "ui-en.png"), full_page=True)
