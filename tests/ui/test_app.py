@@ -141,3 +141,17 @@ def test_history_rows_list_generations_newest_first(ui_settings) -> None:
     assert [row[5] for row in rows] == [6, 5]
     assert rows[0][2] == "done" and rows[0][3] == "kucing lucu" and rows[0][4] == "cepat"
     assert history_rows(ui_settings, "anjing") == []
+
+
+def test_status_shows_queue_position_then_steps() -> None:
+    from types import SimpleNamespace
+
+    from gambarkan.ui.app import status_markdown
+
+    job = SimpleNamespace(steps=0, step=0, images_done=0, images_total=2, progress=0.0)
+    assert status_markdown(job, 3, "id") == "Menunggu giliran: nomor 3 dalam antrean."
+    assert status_markdown(job, 3, "en") == "Waiting: number 3 in the queue."
+    assert status_markdown(job, 0, "id").startswith("Menyiapkan model")
+    job = SimpleNamespace(steps=20, step=5, images_done=1, images_total=2, progress=0.625)
+    text = status_markdown(job, 0, "id")
+    assert text.startswith("Langkah 5/20 · gambar 2/2") and '<progress value="0.625" max="1">' in text

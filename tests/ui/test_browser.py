@@ -100,6 +100,8 @@ def test_indonesian_prompt_to_gallery_then_english(ui_url: str, page) -> None:
         page.locator(f"#gk-{field} input").fill(value)
     page.locator("button#gk-generate").click()
     expect(page.locator("#gk-status")).to_contain_text("Langkah", timeout=TIMEOUT_MS)
+    expect(page.locator("#gk-status progress")).to_be_attached()
+    expect(page.locator("#gk-live img")).to_be_visible(timeout=TIMEOUT_MS)  # a preview as the image forms
     page.locator("button#gk-cancel").click()
     expect(page.locator("#gk-status")).to_contain_text("Dibatalkan", timeout=TIMEOUT_MS)
 
