@@ -107,12 +107,24 @@ def _read_toml(path: Path) -> dict[str, Any]:
             return tomllib.load(handle)
     except FileNotFoundError:
         return {}
-    except (OSError, tomllib.TOMLDecodeError) as exc:
-        raise InvalidRequestError(f"cannot read model catalog {path}: {exc}", "fix or delete that file") from None
+    except (OSError, ValueError, RecursionError) as exc:  # TOMLDecodeError and bad UTF-8 are ValueErrors
+        raise InvalidRequestError(f"cannot read model catalog {path}: {str(exc)[:200]}", "fix or delete that file") from None
+
+
+def _package_tables(path: Path) -> dict[str, Any]:
+    """The ``[packages.*]`` tables of a catalog file; a clear error when the file's shape is wrong."""
+    tables = _read_toml(path).get("packages", {})
+    if not isinstance(tables, dict):
+        raise InvalidRequestError(f"cannot read model catalog {path}: 'packages' is not a table", "fix or delete that file")
+    return tables
 
 
 def _spec_from_table(name: str, table: dict[str, Any], *, builtin: bool) -> ModelSpec:
     """Build a ModelSpec from one ``[packages.NAME]`` table; user tables may leave fields out."""
+    if not isinstance(table, dict):
+        raise InvalidRequestError(f"model package '{name}' is not a table", "write it as [packages.NAME] with its fields below")
+    if not builtin and not NAME_RE.match(name):
+        raise InvalidRequestError(f"invalid package name '{name[:60]}' in your model catalog", "use lowercase letters, digits, '-' or '_' (max 40)")
     data = dict(table)
     if not builtin:
         data = _fill_user_defaults(name, data)
@@ -125,14 +137,19 @@ def _spec_from_table(name: str, table: dict[str, Any], *, builtin: bool) -> Mode
     values: dict[str, Any] = {}
     for key in REQUIRED_FIELDS:
         value = data[key]
-        if key in _TUPLE_FIELDS:
-            value = tuple(str(v) for v in value)
-        elif key in _INT_FIELDS:
-            value = int(value)
-        elif key == "cfg":
-            value = float(value)
-        else:
-            value = str(value)
+        try:
+            if key in _TUPLE_FIELDS:
+                value = tuple(str(v) for v in ([value] if isinstance(value, str) else value))
+            elif key in _INT_FIELDS:
+                value = int(value)
+            elif key == "cfg":
+                value = float(value)
+                if value != value or value in (float("inf"), float("-inf")):
+                    raise ValueError(value)
+            else:
+                value = str(value)
+        except (TypeError, ValueError, OverflowError):
+            raise InvalidRequestError(f"model package '{name}' has an invalid {key}: {str(data[key])[:60]!r}", "fix that field in the catalog") from None
         values[key] = value
     if values["kind"] not in KINDS:
         raise InvalidRequestError(f"model package '{name}' has kind '{values['kind']}'", f"use one of: {', '.join(KINDS)}")
@@ -172,7 +189,7 @@ def _fill_user_defaults(name: str, data: dict[str, Any]) -> dict[str, Any]:
 
 def builtin_packages() -> dict[str, ModelSpec]:
     """The packages shipped in catalog.toml, in file order."""
-    tables = _read_toml(CATALOG_FILE).get("packages", {})
+    tables = _package_tables(CATALOG_FILE)
     return {name: _spec_from_table(name, table, builtin=True) for name, table in tables.items()}
 
 
@@ -185,7 +202,7 @@ def user_packages(settings: Any) -> dict[str, ModelSpec]:
     """The user's own packages (empty when the file does not exist)."""
     if settings is None:
         return {}
-    tables = _read_toml(user_catalog_path(settings)).get("packages", {})
+    tables = _package_tables(user_catalog_path(settings))
     return {name: _spec_from_table(name, table, builtin=False) for name, table in tables.items()}
 
 
@@ -298,7 +315,7 @@ def add_user_package(settings: Any, name: str, source: str, *, allow_pickle: boo
             table[key] = list(table[key])
     spec = _spec_from_table(name, table, builtin=False)  # validates before anything is written
     path_file = user_catalog_path(settings)
-    tables = _read_toml(path_file).get("packages", {})
+    tables = _package_tables(path_file)
     tables[name] = table
     _write_atomic(path_file, dump_packages(tables))
     return spec
@@ -307,7 +324,7 @@ def add_user_package(settings: Any, name: str, source: str, *, allow_pickle: boo
 def remove_user_package(settings: Any, name: str) -> bool:
     """Drop ``name`` from the user catalog; False when it was not a user package."""
     path_file = user_catalog_path(settings)
-    tables = _read_toml(path_file).get("packages", {})
+    tables = _package_tables(path_file)
     if name not in tables:
         return False
     del tables[name]

@@ -77,22 +77,24 @@ def read_safetensors_header(path: Path) -> dict[str, Any]:
     return header
 
 
-_DTYPE_BITS = {"BOOL": 8, "U8": 8, "I8": 8, "F8_E5M2": 8, "F8_E4M3": 8, "I16": 16, "U16": 16, "F16": 16, "BF16": 16,
-               "I32": 32, "U32": 32, "F32": 32, "I64": 64, "U64": 64, "F64": 64}  # fmt: skip
+# The dtypes of the safetensors format (0.6+) and their sizes in bits.
+_DTYPE_BITS = {"BOOL": 8, "U8": 8, "I8": 8, "F8_E5M2": 8, "F8_E4M3": 8, "F8_E8M0": 8, "F8_E4M3FNUZ": 8, "F8_E5M2FNUZ": 8,
+               "F4": 4, "F6_E2M3": 6, "F6_E3M2": 6, "I16": 16, "U16": 16, "F16": 16, "BF16": 16, "I32": 32, "U32": 32,
+               "F32": 32, "C64": 64, "I64": 64, "U64": 64, "F64": 64}  # fmt: skip
 
 
 def _check_tensor_size(path: Path, name: str, info: dict[str, Any], nbytes: int) -> None:
-    """dtype x shape must equal the tensor's byte range (dtypes we do not know are left to the loader)."""
+    """A known dtype, a valid shape, and dtype x shape equal to the tensor's byte range."""
     shape = info.get("shape")
     if not (isinstance(shape, list) and all(type(d) is int and d >= 0 for d in shape)):
         raise ModelLoadError(f"{path.name} is corrupt (tensor {name} has an invalid shape)", "download the file again")
     bits = _DTYPE_BITS.get(str(info.get("dtype")))
     if bits is None:
-        return
+        raise ModelLoadError(f"{path.name} has tensor {name} of unknown type {str(info.get('dtype'))[:20]!r}", "is it a safetensors file for Stable Diffusion?")
     count = 1
     for dim in shape:
         count *= dim
-    if count * bits // 8 != nbytes:
+    if count * bits % 8 or count * bits // 8 != nbytes:
         raise ModelLoadError(f"{path.name} is corrupt (tensor {name}: its shape needs {count * bits // 8} bytes, it has {nbytes})", "download the file again")
 
 

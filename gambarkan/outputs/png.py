@@ -94,7 +94,8 @@ def read_parameters_text(path: Path | str) -> str | None:
     from PIL import Image
 
     try:
-        with Image.open(path) as img:
+        # Only the formats that carry generation parameters: fewer image decoders see hostile bytes.
+        with Image.open(path, formats=["PNG", "JPEG", "WEBP"]) as img:
             img.load()
             text = img.info.get(PARAMETERS_KEY) or getattr(img, "text", {}).get(PARAMETERS_KEY)
             if not text:
@@ -105,8 +106,11 @@ def read_parameters_text(path: Path | str) -> str | None:
                     text = exif
     except FileNotFoundError:
         raise InvalidRequestError(f"file not found: {path}", "check the path") from None
-    except OSError as exc:
-        raise InvalidRequestError(f"cannot read image {path}: {exc}", "is it a PNG made by gambarkan or A1111?") from None
+    except Exception as exc:  # noqa: BLE001 - hostile files make Pillow raise OSError, ValueError, SyntaxError ...
+        reason = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
+        raise InvalidRequestError(f"cannot read image {path}: {reason}", "is it a PNG made by gambarkan or A1111?") from None
+    if text is not None and not isinstance(text, str):
+        text = text.decode("utf-8", "replace") if isinstance(text, bytes) else str(text)
     return text or None
 
 

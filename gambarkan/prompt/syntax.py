@@ -9,6 +9,7 @@ is split into weighted pieces (``parse_attention``). Translation rewrites only t
 
 from __future__ import annotations
 
+import math
 import re
 import warnings
 from dataclasses import dataclass, field
@@ -42,6 +43,7 @@ __all__ = [
 BREAK = "BREAK"
 """Marker text of a chunk break in ``parse_attention`` output (its weight is -1.0)."""
 
+MAX_WEIGHT = 1000.0  # |weight| cap in parse_attention; A1111 has none, but inf/NaN only make broken images
 _MAX_DEPTH = 100  # deeper nesting is kept as literal text instead of overflowing the stack
 _TAG = re.compile(r"<(\w+):([^>]+)>")
 _BREAK_WORD = re.compile(r"(?<!\w)BREAK(?!\w)")
@@ -122,9 +124,10 @@ class Emphasis:
         if not m:
             return None
         try:
-            return float(m.group(1))
+            value = float(m.group(1))
         except ValueError:
             return None
+        return value if math.isfinite(value) else None
 
     @property
     def factor(self) -> float:
@@ -514,7 +517,10 @@ def extract_tags(text: str, warn: bool = True) -> tuple[str, list[tuple[str, flo
         if len(args) > 1:
             try:
                 weight = float(args[1].split("=", 1)[-1])
+                if not math.isfinite(weight):
+                    raise ValueError(args[1])
             except ValueError:
+                weight = 1.0
                 problems.append(f"weight '{args[1]}' in '{m.group(0)}' is not a number; using 1")
         if len(args) > 2:
             problems.append(f"only one weight is used in '{m.group(0)}'")
@@ -602,8 +608,8 @@ def parse_attention(text: str) -> list[tuple[str, float]]:
 
     def scale(start: int, factor: float) -> None:
         for piece in pieces[start:]:
-            if not piece[2]:
-                piece[1] *= factor
+            if not piece[2]:  # clamped: (x:1e400) or 5000 nested brackets must not give inf/NaN images
+                piece[1] = min(MAX_WEIGHT, max(-MAX_WEIGHT, piece[1] * factor))
 
     for m in _ATTENTION.finditer(text):
         token, weight = m.group(0), m.group(1)
@@ -616,6 +622,8 @@ def parse_attention(text: str) -> list[tuple[str, float]]:
         elif weight is not None and round_open:
             try:
                 factor = float(weight)
+                if not math.isfinite(factor):
+                    raise ValueError(weight)
             except ValueError:  # "1.2.3": A1111 crashes; we keep it as text and use 1.1
                 pieces.append([token[:-1], 1.0, False])
                 factor = 1.1
