@@ -147,7 +147,8 @@ class TextEncoder:
             count = max(len(hs) for hs in per_encoder)
             parts = []
             for k, hs in enumerate(per_encoder):
-                hs = hs + [self.empty()[k]] * (count - len(hs))
+                if len(hs) < count:  # (evaluated lazily: the empty chunk costs a text-encoder pass)
+                    hs = hs + [self.empty()[k]] * (count - len(hs))
                 parts.append(torch.cat(hs, dim=1))
             embeds = torch.cat(parts, dim=-1).to(self.dtype)
         return embeds, None if pooled is None else pooled.to(self.dtype)
