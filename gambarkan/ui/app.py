@@ -287,23 +287,23 @@ def build_ui(settings: Any = None, queue: Any = None, engine: Any = None, lang: 
                         send_btn = L(gr.Button(t("send_to_prompt", lang), elem_id="gk-send"), value="send_to_prompt")
             with L(gr.Tab(t("tab_history", lang), id="history"), label="tab_history"):
                 with gr.Row():
-                    history_query = L(gr.Textbox(label=t("history_search", lang), scale=4), label="history_search")
-                    history_btn = L(gr.Button(t("history_refresh", lang), scale=1), value="history_refresh")
+                    history_query = L(gr.Textbox(label=t("history_search", lang), scale=4, elem_id="gk-history-search"), label="history_search")
+                    history_btn = L(gr.Button(t("history_refresh", lang), scale=1, elem_id="gk-history-refresh"), value="history_refresh")
                 history_table = L(gr.Dataframe(headers=[t(k, lang) for k in ("col_id", "col_when", "col_status", "col_prompt", "col_package", "col_seed")],
                                                interactive=False, label=t("history_table", lang), elem_id="gk-history"), label="history_table")
                 with gr.Row():
-                    history_id = L(gr.Number(None, label=t("history_id", lang), precision=0), label="history_id")
-                    history_reuse = L(gr.Button(t("history_reuse", lang)), value="history_reuse")
-                    history_delete = L(gr.Button(t("history_delete", lang), variant="stop"), value="history_delete")
-                history_status = gr.Markdown("")
+                    history_id = L(gr.Number(None, label=t("history_id", lang), precision=0, elem_id="gk-history-id"), label="history_id")
+                    history_reuse = L(gr.Button(t("history_reuse", lang), elem_id="gk-history-reuse"), value="history_reuse")
+                    history_delete = L(gr.Button(t("history_delete", lang), variant="stop", elem_id="gk-history-delete"), value="history_delete")
+                history_status = gr.Markdown("", elem_id="gk-history-status")
             with L(gr.Tab(t("tab_models", lang), id="models"), label="tab_models"):
                 models_table = L(gr.Dataframe(headers=[t(k, lang) for k in ("col_name", "col_title", "col_kind", "col_size", "col_installed", "col_license")],
                                               interactive=False, label=t("models_table", lang), elem_id="gk-models"), label="models_table")
-                models_disk = gr.Markdown("")
+                models_disk = gr.Markdown("", elem_id="gk-models-disk")
                 with gr.Row():
                     models_pick = L(gr.Dropdown([name for _, name in package_choices(settings) if name], label=t("models_pick", lang)), label="models_pick")
                     models_download = L(gr.Button(t("models_download", lang)), value="models_download")
-                    models_refresh = L(gr.Button(t("models_refresh", lang)), value="models_refresh")
+                    models_refresh = L(gr.Button(t("models_refresh", lang), elem_id="gk-models-refresh"), value="models_refresh")
                 models_status = gr.Markdown("")
 
         form_inputs = [prompt, negative, translate_on, translator, preview, edited_state, package, sampler, steps, cfg, width, height,

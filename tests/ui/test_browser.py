@@ -55,7 +55,7 @@ def page():
             browser.close()
 
 
-def test_indonesian_prompt_to_gallery_then_english(ui_url: str, page) -> None:
+def test_indonesian_prompt_to_gallery_then_english(ui_url: str, page, ui_settings) -> None:
     from PIL import Image
 
     expect = playwright_api.expect
@@ -104,6 +104,25 @@ def test_indonesian_prompt_to_gallery_then_english(ui_url: str, page) -> None:
     expect(page.locator("#gk-live img")).to_be_visible(timeout=TIMEOUT_MS)  # a preview as the image forms
     page.locator("button#gk-cancel").click()
     expect(page.locator("#gk-status")).to_contain_text("Dibatalkan", timeout=TIMEOUT_MS)
+
+    # History: both runs are there (the cancelled one too); re-use the first, then delete it with its file.
+    page.get_by_role("tab", name="Riwayat").click()
+    page.locator("button#gk-history-refresh").click()
+    expect(page.locator("#gk-history")).to_contain_text("cancelled")
+    expect(page.locator("#gk-history").get_by_role("row")).to_have_count(3)
+    page.locator("#gk-history-id input").fill("1")
+    page.locator("button#gk-history-reuse").click()
+    expect(page.locator("#gk-history-status")).to_contain_text("Pengaturan riwayat nomor 1 sudah ada di formulir.")
+    expect(page.locator("#gk-seed input")).to_have_value(str(seed))
+    assert len(list(ui_settings.output_dir.rglob(f"*-{seed}.png"))) == 1
+    page.locator("button#gk-history-delete").click()
+    expect(page.locator("#gk-history-status")).to_contain_text("Riwayat nomor 1 dihapus (1 file).")
+    expect(page.locator("#gk-history").get_by_role("row")).to_have_count(2)  # the header and the cancelled run
+    assert not list(ui_settings.output_dir.rglob(f"*-{seed}.png"))
+    page.get_by_role("tab", name="Model").click()
+    expect(page.locator("#gk-models")).to_contain_text("umum")
+    expect(page.locator("#gk-models-disk")).to_contain_text("Ruang disk terpakai")
+    page.get_by_role("tab", name="Buat gambar").click()
 
     page.locator("#gk-language label", has_text="English").click()
     expect(page.locator("button#gk-generate")).to_have_text("Generate")
