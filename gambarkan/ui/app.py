@@ -361,6 +361,8 @@ def build_ui(settings: Any = None, queue: Any = None, engine: Any = None, lang: 
                 yield explain_error(job.error or GambarkanError("failed"), lang), None, gr.update(), gr.update(), gr.update()
                 return
             result = job.result
+            if hasattr(job, "release"):
+                job.release()  # the queue keeps finished jobs; they should not keep our pixels
             items = [(str(img.path) if img.path else img.image, image_caption(img, lang)) for img in result.images]
             results = [{"path": str(img.path) if img.path else None, "seed": img.seed, "parameters": img.parameters} for img in result.images]
             lines = [t("status_done", lang, count=len(result.images), seconds=time.perf_counter() - started, seed=result.seed)]
