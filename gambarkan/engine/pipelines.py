@@ -263,6 +263,9 @@ def download_snapshot(repo_id: str, offline: bool, revision: str | None = None, 
         RevisionNotFoundError,
     )
 
+    from gambarkan.models import urlpolicy
+
+    urlpolicy.install()  # https / public hosts only, also through redirects (SSRF)
     patterns = allow_patterns or ["*.json", "*.txt", "*.model", "**/*.safetensors", "*.safetensors"]
     try:
         return Path(snapshot_download(repo_id, revision=revision, allow_patterns=patterns, local_files_only=offline))

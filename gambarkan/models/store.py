@@ -309,6 +309,29 @@ def verify_snapshot(plan: RepoPlan, folder: Path, name: str) -> dict[str, int]:
     return sizes
 
 
+def discard_unverified(plan: RepoPlan, cache_dir: Path) -> list[Path]:
+    """After a refused or failed download: delete partial blobs and any planned file that does
+    not match the Hub's size and hash. Returns what was deleted."""
+    from huggingface_hub.file_download import repo_folder_name
+
+    repo_dir = cache_dir / repo_folder_name(repo_id=plan.repo, repo_type="model")
+    removed = [p for p in (repo_dir / "blobs").glob("*.incomplete") if p.is_file()]
+    for path in removed:
+        path.unlink(missing_ok=True)
+    snapshot = repo_dir / "snapshots" / plan.commit
+    for remote in plan.files:
+        path = snapshot / remote.path
+        if not path.exists() and not path.is_symlink():
+            continue
+        good = path.is_file() and path.stat().st_size == remote.size and (
+            _sha256(path) == remote.sha256 if remote.sha256 else _git_blob_sha1(path) == remote.blob_id
+        )
+        if not good:
+            _discard(path)
+            removed.append(path)
+    return removed
+
+
 # --- pull / ensure / remove --------------------------------------------------------------
 
 
@@ -358,6 +381,9 @@ def pull(spec: ModelSpec, settings: Any, *, show_progress: bool = True, offline:
         )
     from huggingface_hub import snapshot_download
 
+    from gambarkan.models import urlpolicy
+
+    urlpolicy.install()  # https / public hosts only, also through redirects; size capped (SSRF, disk filling)
     endpoint = hub_endpoint()
     cache_dir = hub_cache_dir()
     probe_endpoint(endpoint, spec.name)
@@ -373,24 +399,32 @@ def pull(spec: ModelSpec, settings: Any, *, show_progress: bool = True, offline:
 
     folders: list[str] = []
     files: dict[str, dict[str, int]] = {}
+    largest = max((f.size for p in plans for f in p.files), default=0)
     for plan in plans:
         try:
-            folder = Path(
-                snapshot_download(
-                    plan.repo,
-                    revision=plan.commit,
-                    allow_patterns=list(plan.patterns),
-                    ignore_patterns=IGNORE_PICKLES,
-                    cache_dir=str(cache_dir),
-                    endpoint=endpoint,
-                    tqdm_class=_tqdm_class(show_progress),
-                    max_workers=4,
+            with urlpolicy.size_cap(largest):
+                folder = Path(
+                    snapshot_download(
+                        plan.repo,
+                        revision=plan.commit,
+                        allow_patterns=list(plan.patterns),
+                        ignore_patterns=IGNORE_PICKLES,
+                        cache_dir=str(cache_dir),
+                        endpoint=endpoint,
+                        tqdm_class=_tqdm_class(show_progress),
+                        max_workers=4,
+                    )
                 )
-            )
+        except urlpolicy.DownloadRefusedError:
+            discard_unverified(plan, cache_dir)  # a refused download leaves no file behind
+            raise
         except GambarkanError:
             raise
         except Exception as exc:  # noqa: BLE001
-            raise _translate_error(exc, plan.repo, spec.name) from None
+            error = _translate_error(exc, plan.repo, spec.name)
+            if isinstance(error, ModelLoadError):  # wrong size: not resumable, remove it
+                discard_unverified(plan, cache_dir)
+            raise error from None
         files[str(folder)] = verify_snapshot(plan, folder, spec.name)
         folders.append(str(folder))
 
