@@ -108,6 +108,10 @@ def require_hub(model_id: str, backend: str, size: str, timeout: float = 3.0) ->
 
     from huggingface_hub import constants
 
+    from gambarkan.models import urlpolicy
+
+    urlpolicy.install()  # the download that follows obeys the same URL policy as model pulls
+
     host = urlparse(constants.ENDPOINT).hostname or "huggingface.co"
     try:
         socket.create_connection((host, 443), timeout=timeout).close()
