@@ -173,6 +173,24 @@ SDXL_FULL_UNET = dict(
     projection_class_embeddings_input_dim=2816,
     norm_num_groups=32,
 )
+#: SD 2.x base / SD-Turbo (the ``cepat`` package) U-Net and OpenCLIP-H text encoder.
+SD2_FULL_UNET = dict(
+    sample_size=64,
+    in_channels=4,
+    out_channels=4,
+    layers_per_block=2,
+    block_out_channels=(320, 640, 1280, 1280),
+    down_block_types=("CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "DownBlock2D"),
+    up_block_types=("UpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D"),
+    attention_head_dim=(5, 10, 20, 20),
+    use_linear_projection=True,
+    cross_attention_dim=1024,
+    norm_num_groups=32,
+)
+SD2_FULL_TEXT = dict(
+    vocab_size=49408, hidden_size=1024, intermediate_size=4096, num_hidden_layers=23, num_attention_heads=16,
+    max_position_embeddings=77, hidden_act="gelu", projection_dim=512, bos_token_id=0, eos_token_id=2, pad_token_id=1,
+)
 SDXL_FULL_TEXT_2 = dict(
     vocab_size=49408, hidden_size=1280, intermediate_size=5120, num_hidden_layers=32, num_attention_heads=20,
     max_position_embeddings=77, hidden_act="gelu", projection_dim=1280, bos_token_id=0, eos_token_id=2, pad_token_id=1,
@@ -190,6 +208,8 @@ def full_size_pipeline(arch: str = "sd15", seed: int = 0) -> Any:
         from gambarkan.testing import full_size_sd15_pipeline
 
         return full_size_sd15_pipeline(seed)
+    if arch == "sd2":
+        return _full_size_sd2(seed)
     import torch
     from diffusers import AutoencoderKL, EulerDiscreteScheduler, StableDiffusionXLPipeline, UNet2DConditionModel
     from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection
@@ -207,6 +227,25 @@ def full_size_pipeline(arch: str = "sd15", seed: int = 0) -> Any:
         unet=unet, vae=vae, text_encoder=text_encoder, text_encoder_2=text_encoder_2,
         tokenizer=tiny_clip_tokenizer(), tokenizer_2=tiny_clip_tokenizer(pad_token="!"), scheduler=scheduler,
     )
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
+
+
+def _full_size_sd2(seed: int) -> Any:
+    import torch
+    from diffusers import AutoencoderKL, EulerDiscreteScheduler, StableDiffusionPipeline, UNet2DConditionModel
+    from transformers import CLIPTextConfig, CLIPTextModel
+
+    from gambarkan.testing import SCHEDULER, SD15_FULL_VAE, tiny_clip_tokenizer
+
+    torch.manual_seed(seed)
+    with torch.no_grad():
+        unet = UNet2DConditionModel(**SD2_FULL_UNET)
+        vae = AutoencoderKL(**SD15_FULL_VAE)
+        text_encoder = CLIPTextModel(CLIPTextConfig(**SD2_FULL_TEXT))
+    scheduler = EulerDiscreteScheduler(**{k: v for k, v in SCHEDULER.items() if k not in ("clip_sample", "set_alpha_to_one")})
+    pipe = StableDiffusionPipeline(unet=unet, vae=vae, text_encoder=text_encoder, tokenizer=tiny_clip_tokenizer(), scheduler=scheduler,
+                                   safety_checker=None, feature_extractor=None, requires_safety_checker=False)
     pipe.set_progress_bar_config(disable=True)
     return pipe
 
@@ -258,6 +297,7 @@ class SuiteRow:
     ratio: float  # median over rounds of (this level / plain diffusers in the same round); < 1 is faster
     ratio_spread: tuple[float, float]
     speedup: float  # 1 / ratio
+    cpu_ratio: float  # median process CPU seconds against plain diffusers' (steadier on a shared machine)
     peak_ram_mb: float
     peak_vram_mb: float | None = None
     unet_s_per_step: float | None = None
@@ -330,7 +370,7 @@ def run_suite(
 
     device = pick_device(device)
     dtype = pick_dtype(device, dtype)
-    native = {"sdxl": 1024, "sd15": 512}.get(arch, 64)
+    native = {"sdxl": 1024, "sd15": 512, "sd2": 512}.get(arch, 64)
     width = width or (native if device != "cpu" else 256)
     height = height or (native if device != "cpu" else 256)
     steps = steps or (25 if device != "cpu" else 4)
@@ -408,6 +448,7 @@ def run_suite(
             level=level, spec=SUITE_LEVELS[level], s_per_image=median, spread=(min(walls[level]), max(walls[level])),
             cpu_s_per_image=statistics.median(cpus[level]), steps_per_s=steps / median, ratio=ratio,
             ratio_spread=(min(ratios[level]), max(ratios[level])), speedup=1 / ratio if ratio else 0.0,
+            cpu_ratio=statistics.median(cpus[level]) / max(1e-9, statistics.median(cpus["diffusers"])),
             peak_ram_mb=timings.get("peak_ram_mb", 0.0), peak_vram_mb=timings.get("peak_vram_mb"),
             unet_s_per_step=unet_s / steps if unet_s else None,
             utilisation=(flops * steps / unet_s / peak) if (unet_s and peak) else None,
@@ -421,12 +462,12 @@ def format_suite(result: SuiteResult) -> str:
     """The suite as a plain-text table (also pasted into benchmarks/RESULTS.md)."""
     head = (f"{result.arch} ({result.device_name}, {result.dtype}), {result.width}x{result.height}, {result.steps} steps, "
             f"{result.rounds} rounds; U-Net {result.unet_gflops_per_step:.0f} GFLOP per step (CFG batch 2)")
-    lines = [head, "| level | s/image (min-max) | CPU s | steps/s | ratio to diffusers (min-max) | speed-up | peak RAM MB | peak VRAM MB | U-Net s/step | GPU util |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+    lines = [head, "| level | s/image (min-max) | CPU s | steps/s | ratio to diffusers (min-max) | speed-up | CPU-time ratio | peak RAM MB | peak VRAM MB | U-Net s/step | GPU util |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in result.rows:
         vram = f"{r.peak_vram_mb:.0f}" if r.peak_vram_mb else "-"
         unet = f"{r.unet_s_per_step:.3f}" if r.unet_s_per_step else "-"
         util = f"{r.utilisation:.0%}" if r.utilisation else "-"
         lines.append(f"| {r.level} | {r.s_per_image:.2f} ({r.spread[0]:.2f}-{r.spread[1]:.2f}) | {r.cpu_s_per_image:.2f} | {r.steps_per_s:.2f} | "
-                     f"{r.ratio:.3f} ({r.ratio_spread[0]:.3f}-{r.ratio_spread[1]:.3f}) | {r.speedup:.2f}x | {r.peak_ram_mb:.0f} | {vram} | {unet} | {util} |")
+                     f"{r.ratio:.3f} ({r.ratio_spread[0]:.3f}-{r.ratio_spread[1]:.3f}) | {r.speedup:.2f}x | {r.cpu_ratio:.3f} | {r.peak_ram_mb:.0f} | {vram} | {unet} | {util} |")
     return "\n".join(lines)

@@ -18,7 +18,7 @@ from gambarkan.cli.common import err_console, handle_errors, print_json, quiet_l
 @click.option("--sampler", default="Euler", show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object with both timings and the ratio.")
 @click.option("--suite", is_flag=True, help="Plain diffusers against each optimisation level on a full-size model (random weights).")
-@click.option("--arch", type=click.Choice(["sd15", "sdxl", "tiny-sd15", "tiny-sdxl"]), default="sd15", show_default=True, help="Architecture for --suite.")
+@click.option("--arch", type=click.Choice(["sd15", "sd2", "sdxl", "tiny-sd15", "tiny-sdxl"]), default="sd15", show_default=True, help="Architecture for --suite.")
 @click.option("--levels", default=None, help="Comma-separated suite levels (default: all that suit the device), e.g. diffusers,gambarkan,compile.")
 @handle_errors
 def bench(model: str | None, device: str, dtype: str, width: int | None, height: int | None, steps: int | None, rounds: int, sampler: str, as_json: bool,

@@ -278,7 +278,12 @@ def _threads(pipe: Any, on: bool, state: State, notes: list[str]) -> None:
 
 
 def physical_cores() -> int:
-    """Physical CPU cores usable by this process (hyper-threads slow SD down on CPU)."""
+    """Physical CPU cores usable by this process (hyper-threads slow SD down on CPU).
+
+    ``GAMBARKAN_THREADS`` overrides it (a machine shared with other work, or benchmarks).
+    """
+    if os.environ.get("GAMBARKAN_THREADS", "").isdigit():
+        return max(1, int(os.environ["GAMBARKAN_THREADS"]))
     try:
         import psutil
 
