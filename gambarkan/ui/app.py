@@ -244,7 +244,7 @@ def build_ui(settings: Any = None, queue: Any = None, engine: Any = None, lang: 
                 L(gr.Markdown(t("title", lang) + "\n\n" + t("tagline", lang), elem_id="gk-header"), value="_header")
             language = L(gr.Radio([(v, k) for k, v in LANGUAGES.items()], value=lang, label=t("language", lang), elem_id="gk-language", scale=1), label="language")
         with gr.Tabs():
-            with L(gr.Tab(t("tab_create", lang), id="create"), label="tab_create"):
+            with L(gr.Tab(t("tab_create", lang), id="create"), label="tab_create"):  # noqa: SIM117 - layout reads as nesting
                 with gr.Row():
                     with gr.Column(scale=5):
                         prompt = L(gr.Textbox(label=t("prompt", lang), placeholder=t("prompt_placeholder", lang), lines=3, elem_id="gk-prompt"), label="prompt", placeholder="prompt_placeholder")
@@ -460,7 +460,7 @@ def build_ui(settings: Any = None, queue: Any = None, engine: Any = None, lang: 
 
         models_refresh.click(on_models, [lang_state], [models_table, models_disk])
 
-        def on_download(name: str, lang: str, progress: gr.Progress = gr.Progress(track_tqdm=True)) -> tuple[str, Any, str, str]:
+        def on_download(name: str, lang: str, progress: gr.Progress = gr.Progress(track_tqdm=True)) -> tuple[str, Any, str, str]:  # noqa: B008 - Gradio's idiom
             from gambarkan.models import store
             from gambarkan.models.catalog import get_package
 

@@ -143,6 +143,11 @@ ERRORS: dict[str, dict[str, str]] = {
     "dependency_missing": {"id": "Ada pustaka yang belum terpasang.", "en": "A library is not installed."},
     "cancelled": {"id": "Dibatalkan.", "en": "Cancelled."},
     "queue_full": {"id": "Antrean sedang penuh. Coba lagi sebentar lagi.", "en": "The queue is full. Try again in a moment."},
+    "shutting_down": {"id": "Server sedang dimatikan. Coba lagi setelah server menyala kembali.", "en": "The server is shutting down. Try again once it is back."},
+    "not_found": {"id": "Yang dicari tidak ada; mungkin sudah dihapus.", "en": "Nothing found; it may have been deleted."},
+    "history_unavailable": {"id": "Riwayat tidak bisa dibuka saat ini.", "en": "The history cannot be opened right now."},
+    "download_refused": {"id": "Unduhan itu ditolak demi keamanan.", "en": "That download was refused for safety."},
+    "invalid_path": {"id": "Jalur file itu tidak diizinkan.", "en": "That file path is not allowed."},
 }
 
 

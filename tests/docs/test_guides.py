@@ -20,8 +20,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 GUIDES = [ROOT / "docs" / "panduan.md", ROOT / "docs" / "guide.md"]
-FENCE = re.compile(r"^```([\w-]*)([^\n]*)\n(.*?)^```[ \t]*$", re.M | re.S)
-HEADING = re.compile(r"^(#{1,6}) (.+?)\s*$", re.M)
+FENCE = re.compile(r"^```([\w-]*)([^\n]*)\n(.*?)^```[ \t]*$", re.MULTILINE | re.DOTALL)
+HEADING = re.compile(r"^(#{1,6}) (.+?)\s*$", re.MULTILINE)
 LINK = re.compile(r"\]\(([^)\s]+)\)")
 TINY_PACKAGES = ("umum", "anime", "realistis", "cepat")
 
@@ -119,7 +119,7 @@ def run_block(lang: str, code: str, where: str) -> str:
     if lang == "python":
         out = io.StringIO()
         with contextlib.redirect_stdout(out):
-            exec(compile(code, where, "exec"), {"__name__": "__main__"})
+            exec(compile(code, where, "exec"), {"__name__": "__main__"})  # noqa: S102 - the guide's own example
         return out.getvalue()
     raise AssertionError(f"{where}: runnable block in unsupported language {lang!r}")
 
@@ -227,12 +227,12 @@ def test_api_examples_match_the_server(isolated_home) -> None:
         for lang, _, code in blocks(guide):
             for path in re.findall(r"http://127\.0\.0\.1:7860(/[\w/]+)", code):
                 assert path in routes or path.rstrip("/") + "/images/generations" in routes, f"{guide.name}: no route {path}"
-            body = re.search(r"-d '(\{.*?\})'", code, re.S)
+            body = re.search(r"-d '(\{.*?\})'", code, re.DOTALL)
             if body:
                 fields = json.loads(body.group(1))
                 assert set(fields) <= set(Txt2ImgBody.model_fields), f"{guide.name}: unknown A1111 fields"
                 Txt2ImgBody(**fields)
-            call = re.search(r"api\.txt2img\((.*?)\)\n", code, re.S)
+            call = re.search(r"api\.txt2img\((.*?)\)\n", code, re.DOTALL)
             if call:
                 names = set(re.findall(r"(\w+)=", call.group(1)))
                 assert names <= set(inspect.signature(webuiapi.WebUIApi.txt2img).parameters), f"{guide.name}: {names}"

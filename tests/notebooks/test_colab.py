@@ -35,7 +35,7 @@ def test_notebook_has_the_promised_cells() -> None:
     assert "nvidia-smi" in setup.source and "Ubah jenis runtime" in setup.source and "T4 GPU" in setup.source
     assert 'GAMBARKAN_REPO = "https://github.com/' in setup.source and "pip" in setup.source
     assert "drive.mount" in setup.source and "#@param" in setup.source
-    params = dict(re.findall(r"^(\w+) = .*#@param(.*)$", form.source, re.M))
+    params = dict(re.findall(r"^(\w+) = .*#@param(.*)$", form.source, re.MULTILINE))
     assert set(FORM_FIELDS) <= set(params)
     packages = re.findall(r'"([^"]+)"', params["paket"])
     assert packages == list(builtin_packages())
@@ -66,11 +66,11 @@ def test_notebook_runs_top_to_bottom_on_cpu(tiny_sd15_dir: Path, monkeypatch: py
     client = nbclient.NotebookClient(nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}})
     client.execute()
 
-    setup, form, make, ui, check = code_cells(nb)
-    text = lambda cell: "".join(o.get("text", "") for o in cell.outputs if o.output_type == "stream")  # noqa: E731
+    setup, _form, make, ui, check = code_cells(nb)
+    text = lambda cell: "".join(o.get("text", "") for o in cell.outputs if o.output_type == "stream")
     assert "gambarkan" in text(setup) and "siap dipakai" in text(setup)
     assert "Terjemahan (glossary): orange cat sleeping on a sofa" in text(make)
-    seeds = re.findall(r"^seed (\d+): (\S+\.png)$", text(make), re.M)
+    seeds = re.findall(r"^seed (\d+): (\S+\.png)$", text(make), re.MULTILINE)
     assert len(seeds) == 2 and int(seeds[1][0]) == int(seeds[0][0]) + 1
     images = [o for o in make.outputs if o.output_type == "display_data" and "image/png" in o.data]
     assert len(images) == 2
