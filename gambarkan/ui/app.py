@@ -222,7 +222,7 @@ def build_ui(settings: Any = None, queue: Any = None, engine: Any = None, lang: 
         from gambarkan.engine.generate import Engine
         from gambarkan.server.jobs import JobQueue
 
-        queue = JobQueue([engine or Engine(settings)])
+        queue = JobQueue([engine or Engine(settings, surface="ui")])
         queue.start()
     ctx = UIContext(settings, queue)
     lang = lang if lang in LANGUAGES else DEFAULT_LANG
