@@ -224,7 +224,7 @@ def apply(pipe: Any, opts: Options, *, model_key: str = "", shape: tuple[int, ..
         _SWITCHES[name](pipe, want, state, notes)
     # compile last: it wraps modules whose layout/processors the switches above just set,
     # and a change to those means recompiling.
-    layout_changed = any(getattr(opts, n) != getattr(current, n) for n in ("channels_last", "fused_qkv", "sdpa", "deepcache"))
+    layout_changed = any(getattr(opts, n) != getattr(current, n) for n in ("channels_last", "fused_qkv", "sdpa", "deepcache", "taesd_decode", "vae_fp32"))
     if current.compile and (not opts.compile or layout_changed or opts.cuda_graphs != current.cuda_graphs):
         _compile(pipe, False, state, notes)
     warm = None
@@ -248,10 +248,11 @@ def _guard(pipe: Any, opts: Options, notes: list[str]) -> Options:
     if opts.fused_qkv and (getattr(unet, "peft_config", None) or _has_added_kv(unet)):
         off["fused_qkv"] = False
         notes.append("fused_qkv off: LoRA adapters or added KV projections are loaded")
-    if (opts.taesd_decode or opts.taesd_preview) and taesd_for(pipe) is None:
-        if opts.taesd_decode:
-            notes.append("taesd_decode off: no TAESD model found (gambarkan models pull taesd, or set GAMBARKAN_TAESD)")
-        off.update(taesd_decode=False, taesd_preview=False)
+    # Previews load TAESD lazily on the first preview (preview_image): a run without previews
+    # never reads it. The final decode needs it now.
+    if opts.taesd_decode and taesd_for(pipe) is None:
+        notes.append("taesd_decode off: no TAESD model found on disk (set GAMBARKAN_TAESD to a diffusers AutoencoderTiny folder)")
+        off["taesd_decode"] = False
     return replace(opts, **off) if off else opts
 
 
@@ -374,13 +375,15 @@ def _vae_fp32(pipe: Any, on: bool, state: State, notes: list[str]) -> None:
             return  # an fp16-fix VAE (force_upcast False) is fine in fp16: nothing to do
         vae.to(torch.float32)
         first = vae.post_quant_conv if getattr(vae, "post_quant_conv", None) is not None else vae.decoder
-        state.originals["vae_fp32_hook"] = first.register_forward_pre_hook(lambda _m, args: tuple(a.float() if hasattr(a, "float") else a for a in args))
+        hook = first.register_forward_pre_hook(lambda _m, args: tuple(a.float() if hasattr(a, "float") else a for a in args))
+        state.originals["vae_fp32_hook"] = (vae, hook)
         notes.append("vae_fp32: VAE kept in fp32 (it overflows in fp16)")
     else:
-        hook = state.originals.pop("vae_fp32_hook", None)
-        if hook is not None:
+        saved = state.originals.pop("vae_fp32_hook", None)
+        if saved is not None:
+            owner, hook = saved
             hook.remove()
-            vae.to(torch.float16)
+            owner.to(torch.float16)
 
 
 def _cuda_graphs(pipe: Any, on: bool, state: State, notes: list[str]) -> None:
@@ -428,7 +431,8 @@ def _compile(pipe: Any, on: bool, state: State, notes: list[str], *, cuda_graphs
             if name in state.originals:
                 setattr(pipe, name, state.originals.pop(name))
         if "vae_decoder" in state.originals:
-            _base(pipe.vae).decoder = state.originals.pop("vae_decoder")
+            owner, decoder = state.originals.pop("vae_decoder")
+            owner.decoder = decoder  # the VAE it was taken from, even if TAESD replaced pipe.vae since
         return
     setup_compile_cache(cache_dir)
     mode = "reduce-overhead" if cuda_graphs else ("max-autotune-no-cudagraphs" if pipe.unet.device.type == "cuda" else None)
@@ -440,7 +444,7 @@ def _compile(pipe: Any, on: bool, state: State, notes: list[str], *, cuda_graphs
     pipe.unet = torch.compile(pipe.unet, backend=backend, mode=mode, dynamic=False)
     vae = _base(pipe.vae)
     if hasattr(vae, "decoder") and "vae_decoder" not in state.originals:
-        state.originals["vae_decoder"] = vae.decoder
+        state.originals["vae_decoder"] = (vae, vae.decoder)
         # The decoder runs once per image: CUDA graphs would only cost memory there.
         decoder_mode = "max-autotune-no-cudagraphs" if mode == "reduce-overhead" else mode
         vae.decoder = torch.compile(vae.decoder, backend=backend, mode=decoder_mode, dynamic=False)
@@ -509,6 +513,8 @@ def taesd_for(pipe: Any) -> Any:
     """
     if hasattr(pipe, "_gambarkan_taesd"):
         return pipe._gambarkan_taesd
+    import warnings
+
     tiny = None
     arch = "sdxl" if hasattr(pipe, "text_encoder_2") else "sd15"
     try:
@@ -516,8 +522,10 @@ def taesd_for(pipe: Any) -> Any:
 
         local = os.environ.get("GAMBARKAN_TAESD")
         source = local if local and Path(local).is_dir() else TAESD_REPOS[arch]
-        tiny = AutoencoderTiny.from_pretrained(source, local_files_only=True, torch_dtype=pipe.unet.dtype)
-        tiny.to(pipe.unet.device)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            tiny = AutoencoderTiny.from_pretrained(source, local_files_only=True, torch_dtype=_base(pipe.unet).dtype)
+        tiny.to(_base(pipe.unet).device)
     except Exception:  # noqa: BLE001 - not downloaded: previews fall back to the cheap approximation
         tiny = None
     pipe._gambarkan_taesd = tiny.eval() if tiny is not None else None
@@ -528,7 +536,7 @@ def preview_image(pipe: Any, latents: Any) -> Any:
     """The first latent of a batch as a PIL image through TAESD, or None when none is loaded."""
     import torch
 
-    tiny = getattr(pipe, "_gambarkan_taesd", None)
+    tiny = taesd_for(pipe)
     if tiny is None:
         return None
     with torch.no_grad():

@@ -206,8 +206,27 @@ def test_taesd_decode_is_dropped_with_a_note_when_no_taesd_is_found(sd15, monkey
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     optimize.revert(sd15)
     applied = optimize.apply(sd15, optimize.Options(taesd_decode=True, taesd_preview=True))
-    assert applied.options.enabled == [] and "taesd_decode off" in applied.notes[0]
+    assert applied.options.enabled == ["taesd_preview"] and "taesd_decode off" in applied.notes[0]
     del sd15._gambarkan_taesd
+
+
+def test_compile_and_taesd_switch_off_in_any_order(sd15, tiny_taesd, monkeypatch):
+    from gambarkan.engine import optimize
+
+    monkeypatch.setenv("GAMBARKAN_COMPILE_BACKEND", "eager")
+    optimize.revert(sd15)
+    kl_decoder = type(sd15.vae.decoder).__name__
+    optimize.set_taesd(sd15, tiny_taesd)
+    try:
+        optimize.apply(sd15, optimize.Options(compile=True, taesd_decode=True))
+        assert type(sd15.vae).__name__ == "AutoencoderTiny" and type(sd15.vae.decoder).__name__ == "OptimizedModule"
+        optimize.apply(sd15, optimize.Options(compile=True))  # TAESD off, compile stays: KL decoder compiled
+        assert type(sd15.vae).__name__ == "AutoencoderKL" and type(sd15.vae.decoder).__name__ == "OptimizedModule"
+        assert type(tiny_taesd.decoder).__name__ == "DecoderTiny"
+        optimize.revert(sd15)
+        assert type(sd15.vae.decoder).__name__ == kl_decoder and type(sd15.unet).__name__ == "UNet2DConditionModel"
+    finally:
+        del sd15._gambarkan_taesd
 
 
 def test_bf16_autocast_changes_little_and_is_reported(sd15):
