@@ -136,7 +136,7 @@ def _supported(opts: Options, device: str, dtype: str, arch: str) -> Options:
         off["bf16_autocast"] = False
     if device != "cuda" or not opts.compile:
         off["cuda_graphs"] = False
-    if not (device in ("cuda", "mps") and dtype == "fp16" and arch == "sdxl"):
+    if not (device == "cuda" and dtype == "fp16" and arch == "sdxl"):  # MPS casts the VAE back itself
         off["vae_fp32"] = False
     if opts.deepcache and not _deepcache_available():
         off["deepcache"] = False
@@ -248,12 +248,20 @@ def _guard(pipe: Any, opts: Options, notes: list[str]) -> Options:
     if opts.fused_qkv and (getattr(unet, "peft_config", None) or _has_added_kv(unet)):
         off["fused_qkv"] = False
         notes.append("fused_qkv off: LoRA adapters or added KV projections are loaded")
+    if (opts.fused_qkv or opts.compile) and _sequential_offload(unet):
+        off.update(fused_qkv=False, compile=False, cuda_graphs=False)
+        notes.append("fused_qkv/compile off: layers are streamed one by one (memory mode minimal)")
     # Previews load TAESD lazily on the first preview (preview_image): a run without previews
     # never reads it. The final decode needs it now.
     if opts.taesd_decode and taesd_for(pipe) is None:
         notes.append("taesd_decode off: no TAESD model found on disk (set GAMBARKAN_TAESD to a diffusers AutoencoderTiny folder)")
         off["taesd_decode"] = False
     return replace(opts, **off) if off else opts
+
+
+def _sequential_offload(unet: Any) -> bool:
+    """True under accelerate's per-layer offload (new modules would miss its device hooks)."""
+    return any(hasattr(m, "_hf_hook") for m in list(unet.children())[:3])
 
 
 def _has_added_kv(unet: Any) -> bool:
@@ -435,7 +443,8 @@ def _compile(pipe: Any, on: bool, state: State, notes: list[str], *, cuda_graphs
             owner.decoder = decoder  # the VAE it was taken from, even if TAESD replaced pipe.vae since
         return
     setup_compile_cache(cache_dir)
-    mode = "reduce-overhead" if cuda_graphs else ("max-autotune-no-cudagraphs" if pipe.unet.device.type == "cuda" else None)
+    # max-autotune would add tens of minutes of tuning per shape; the default mode gets most of it.
+    mode = "reduce-overhead" if cuda_graphs else None
     # GAMBARKAN_COMPILE_BACKEND=eager traces without generating code (tests, debugging).
     backend = os.environ.get("GAMBARKAN_COMPILE_BACKEND", "inductor")
     if backend != "inductor":
@@ -446,7 +455,7 @@ def _compile(pipe: Any, on: bool, state: State, notes: list[str], *, cuda_graphs
     if hasattr(vae, "decoder") and "vae_decoder" not in state.originals:
         state.originals["vae_decoder"] = (vae, vae.decoder)
         # The decoder runs once per image: CUDA graphs would only cost memory there.
-        decoder_mode = "max-autotune-no-cudagraphs" if mode == "reduce-overhead" else mode
+        decoder_mode = None
         vae.decoder = torch.compile(vae.decoder, backend=backend, mode=decoder_mode, dynamic=False)
     notes.append(f"compile: U-Net and VAE decoder wrapped with torch.compile ({backend}, {mode or 'default'} mode)")
 

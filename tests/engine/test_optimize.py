@@ -320,3 +320,23 @@ def test_peak_memory_window_is_per_generation():
     del block
     reset_peaks("cpu")
     assert peak_memory("cpu")["peak_ram_mb"] < high - 200
+
+
+def test_vae_fp32_keeps_an_overflowing_fp16_vae_in_fp32_and_gives_it_back():
+    """The GPU-only switch, exercised directly on a CPU copy of the tiny SDXL VAE."""
+    import torch
+
+    from gambarkan.engine import optimize
+    from gambarkan.testing import tiny_pipeline
+
+    pipe = tiny_pipeline("sdxl")
+    pipe.vae.to(torch.float16)
+    assert pipe.vae.config.force_upcast
+    state, notes = optimize.State(), []
+    optimize._vae_fp32(pipe, True, state, notes)
+    assert pipe.vae.dtype == torch.float32 and notes
+    latents = torch.randn(1, 4, 8, 8, dtype=torch.float16)  # what the fp16 U-Net hands over
+    image = pipe.vae.decode(latents).sample
+    assert image.dtype == torch.float32 and torch.isfinite(image).all()
+    optimize._vae_fp32(pipe, False, state, notes)
+    assert pipe.vae.dtype == torch.float16 and "vae_fp32_hook" not in state.originals
