@@ -145,8 +145,8 @@ SUITE_LEVELS: dict[str, str | None] = {
     "channels_last": "default,channels_last",
     "fused_qkv": "default,fused_qkv",
     "lossless": "all-lossless,-compile",
-    "compile": "all-lossless",
-    "cuda_graphs": "all-lossless,cuda_graphs",
+    "compile": "default,compile",
+    "cuda_graphs": "default,compile,cuda_graphs",
     "fast": "default,fast",
 }
 #: Levels run when none are named: compile costs minutes per shape on a small CPU.

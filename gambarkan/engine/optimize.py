@@ -217,19 +217,22 @@ def apply(pipe: Any, opts: Options, *, model_key: str = "", shape: tuple[int, ..
     notes: list[str] = []
     current = state.options
     opts = _guard(pipe, opts, notes)
+    layout = ("channels_last", "fused_qkv", "sdpa", "deepcache", "taesd_decode", "vae_fp32", "cuda_graphs")
+    layout_changed = any(getattr(opts, n) != getattr(current, n) for n in layout)
+    compiled = current.compile and "unet" in state.originals
+    # Unwrap first: the other switches must see the plain modules (processor names, layouts),
+    # and a changed layout means compiling again anyway.
+    if compiled and (not opts.compile or layout_changed):
+        _compile(pipe, False, state, notes)
+        compiled = False
     for name in TECHNIQUES:
         want, have = getattr(opts, name), getattr(current, name)
         if name == "compile" or want == have:
             continue
         _SWITCHES[name](pipe, want, state, notes)
-    # compile last: it wraps modules whose layout/processors the switches above just set,
-    # and a change to those means recompiling.
-    layout_changed = any(getattr(opts, n) != getattr(current, n) for n in ("channels_last", "fused_qkv", "sdpa", "deepcache", "taesd_decode", "vae_fp32"))
-    if current.compile and (not opts.compile or layout_changed or opts.cuda_graphs != current.cuda_graphs):
-        _compile(pipe, False, state, notes)
     warm = None
     if opts.compile:
-        if not current.compile or layout_changed or opts.cuda_graphs != current.cuda_graphs or "unet" not in state.originals:
+        if not compiled:
             _compile(pipe, True, state, notes, cuda_graphs=opts.cuda_graphs, cache_dir=cache_dir)
         warm = _note_compile_shape(state, model_key, shape, notes)
     state.options = opts

@@ -223,8 +223,11 @@ def test_compile_and_taesd_switch_off_in_any_order(sd15, tiny_taesd, monkeypatch
         optimize.apply(sd15, optimize.Options(compile=True))  # TAESD off, compile stays: KL decoder compiled
         assert type(sd15.vae).__name__ == "AutoencoderKL" and type(sd15.vae.decoder).__name__ == "OptimizedModule"
         assert type(tiny_taesd.decoder).__name__ == "DecoderTiny"
-        optimize.revert(sd15)
+        optimize.apply(sd15, optimize.Options(compile=True, fused_qkv=True, channels_last=True))  # layout change: rewrap
+        assert type(sd15.unet).__name__ == "OptimizedModule"
+        optimize.revert(sd15)  # unfusing must see the plain modules' processor names
         assert type(sd15.vae.decoder).__name__ == kl_decoder and type(sd15.unet).__name__ == "UNet2DConditionModel"
+        assert {type(p).__name__ for p in sd15.unet.attn_processors.values()} == {"AttnProcessor2_0"}
     finally:
         del sd15._gambarkan_taesd
 
