@@ -116,6 +116,13 @@ def _record_start(request: GenerationRequest, settings: Settings, surface: str |
     return record_start(settings, request, surface=surface, out_dir=_output_dir(request, settings) if request.save else None)
 
 
+def _record_image(settings: Settings, run_id: int | None, path: Path | None, seed: int) -> None:
+    """Name one saved image in the running history row."""
+    from gambarkan.outputs.history import record_image
+
+    record_image(settings, run_id, path, seed)
+
+
 def _record(result: GenerationResult | None, request: GenerationRequest, error: BaseException | None, settings: Settings, run_id: int | None = None, surface: str | None = None) -> None:
     """Complete the history row: done with the result, or failed/cancelled with the error."""
     from gambarkan.outputs.history import record_finish
@@ -229,6 +236,7 @@ class Engine:
         """Run ``request`` and return its result; records it in the history either way."""
         with self._lock:
             run_id = _record_start(request, self.settings, self.surface) if self.history else None
+            self._run_id = run_id  # each saved image is added to this row at once (see _generate)
             try:
                 result = self._generate(request, on_progress, cancel, preview_every)
             except BaseException as exc:
@@ -286,8 +294,11 @@ class Engine:
             generator_device = "cpu" if device == "mps" else device
             generators = [torch.Generator(generator_device).manual_seed(s) for s in batch_seeds]
 
+            steps_run = [0]  # denoising steps actually run in this batch (named when it is cancelled)
+
             def on_step_end(p: Any, step: int, timestep: Any, kwargs: dict[str, Any], _b: int = batch_index) -> dict[str, Any]:
                 pause_point("sample")  # test-only SIGKILL point; a no-op unless GAMBARKAN_TEST_PAUSE_AT is set
+                steps_run[0] = step + 1
                 if step_hook is not None:
                     kwargs = step_hook(p, step, timestep, kwargs) or kwargs
                 if cancel is not None and cancel.is_set():
@@ -323,13 +334,19 @@ class Engine:
                 scope.close(timings)
             timings["sample"] += time.perf_counter() - t
             if cancel is not None and cancel.is_set():
-                raise CancelledError("generation cancelled", f"{len(images)} of {total} images were finished")
+                # The unfinished image is never saved (a partial image must not pass for a finished one).
+                raise CancelledError(
+                    f"generation cancelled after step {steps_run[0]} of {plan.steps} of image {len(images) + 1}",
+                    f"{len(images)} of {total} images were finished",
+                )
 
             t = time.perf_counter()
             for i, (image, image_seed) in enumerate(zip(output.images, batch_seeds)):
                 fields = metadata_fields(plan, loaded.name, loaded.hash, image_seed, translation, plan.extra)
                 parameters = format_parameters(translation.prompt, translation.negative_prompt, fields)
                 path = save_png(image, out_dir, image_seed, parameters) if out_dir is not None else None
+                if self.history:  # the row names the image the moment it exists (a kill later loses nothing)
+                    _record_image(self.settings, getattr(self, "_run_id", None), path, image_seed)
                 pause_point("write")  # test-only, see pause_point
                 images.append(GeneratedImage(image, image_seed, batch_index * request.batch_size + i, path, parameters))
             timings["save"] += time.perf_counter() - t

@@ -104,12 +104,19 @@ def pause_point(name: str) -> None:
 
     Crash-safety tests SIGKILL the process while it sleeps here. Points: ``sample`` (first
     denoising step), ``write`` (after the first PNG of a run is saved), ``history`` (inside
-    the transaction that completes the row, before COMMIT). Unset in normal use: a no-op.
+    the transaction that completes the row, before COMMIT); ``write:N`` stops after the Nth PNG.
+    Unset in normal use: a no-op.
     """
-    if os.environ.get("GAMBARKAN_TEST_PAUSE_AT") == name:
-        sys.stderr.write(f"gambarkan-test-paused-at {name}\n")
-        sys.stderr.flush()
-        time.sleep(120)
+    wanted, _, nth = os.environ.get("GAMBARKAN_TEST_PAUSE_AT", "").partition(":")  # "write:3" = the 3rd time
+    if wanted == name:
+        _PAUSE_HITS[name] = _PAUSE_HITS.get(name, 0) + 1
+        if _PAUSE_HITS[name] == int(nth or 1):
+            sys.stderr.write(f"gambarkan-test-paused-at {name}\n")
+            sys.stderr.flush()
+            time.sleep(120)
+
+
+_PAUSE_HITS: dict[str, int] = {}
 
 
 def _now() -> str:
@@ -308,6 +315,14 @@ class History:
             self.conn.execute("ROLLBACK")
             raise
 
+    def add_image(self, row_id: int, path: Path | str, seed: int) -> None:
+        """Name one finished image in a ``running`` row, so it is listed even if the process dies next."""
+        self.conn.execute(
+            "UPDATE generations SET paths = json_insert(paths, '$[#]', ?), seeds = json_insert(seeds, '$[#]', ?)"
+            " WHERE id = ? AND status = 'running'",
+            (str(path), int(seed), row_id),
+        )
+
     def reap(self) -> int:
         """Mark ``running`` rows whose process is gone ``interrupted``; returns how many.
 
@@ -448,6 +463,17 @@ def record_start(settings: Any, request: Any, *, surface: str | None = None, out
     except (GambarkanError, sqlite3.Error, OSError) as exc:
         log.warning("gambarkan: warning: not saved in the history: %s", exc)
         return None
+
+
+def record_image(settings: Any, row_id: int | None, path: Path | str | None, seed: int) -> None:
+    """Add one saved image to the run's row right away (a crash later does not lose it)."""
+    if row_id is None or path is None:
+        return
+    try:
+        with History.open(settings) as history:
+            history.add_image(row_id, path, seed)
+    except (GambarkanError, sqlite3.Error, OSError) as exc:
+        log.warning("gambarkan: warning: not saved in the history: %s", exc)
 
 
 def record_finish(

@@ -189,10 +189,11 @@ def test_what_each_kill_point_leaves_behind(crashed: dict):
     assert not list((out / "sample").glob("*.png"))
     # Killed between the two images of a batch: the first is complete, the second never started.
     assert [p.name for p in (out / "write").glob("*.png")] == ["00001-11.png"]
-    assert rows[pids["write"]]["paths"] == []
+    assert [Path(p).name for p in rows[pids["write"]]["paths"]] == ["00001-11.png"]  # named the moment it was saved
     # Killed inside the transaction completing the row: it rolls back, the finished PNG stays.
     assert [p.name for p in (out / "history").glob("*.png")] == ["00001-11.png"]
-    assert rows[pids["history"]]["paths"] == [] and rows[pids["history"]]["finished_at"] is None
+    assert [Path(p).name for p in rows[pids["history"]]["paths"]] == ["00001-11.png"]  # named when saved
+    assert rows[pids["history"]]["finished_at"] is None
     # Killed in the middle of the PNG write: only the hidden temporary file existed.
     assert not list((out / "png-fsync").glob("*.png"))
     assert crashed["tmp_before"] == [f".gambarkan-{pids['png-fsync']}-11.png.tmp"]
