@@ -148,6 +148,8 @@ SUITE_LEVELS: dict[str, str | None] = {
     "compile": "default,compile",
     "cuda_graphs": "default,compile,cuda_graphs",
     "fast": "default,fast",
+    "openvino": "default,openvino",
+    "fast_openvino": "default,fast,openvino",
 }
 #: Levels run when none are named: compile costs minutes per shape on a small CPU.
 DEFAULT_LEVELS = {"cpu": ["diffusers", "gambarkan", "channels_last", "fused_qkv", "lossless", "fast"]}

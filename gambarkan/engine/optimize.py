@@ -31,6 +31,7 @@ TECHNIQUES: dict[str, tuple[bool, str]] = {
     "compile": (True, "torch.compile of the U-Net and VAE decoder, cached per model and shape"),
     "cuda_graphs": (True, "CUDA: replay the compiled U-Net as a CUDA graph (fixed shapes)"),
     "taesd_preview": (True, "live previews decoded with TAESD (the final image is untouched)"),
+    "openvino": (True, "CPU: run the U-Net with OpenVINO (static shapes, converted once per size; bf16 with bf16_autocast)"),
     "bf16_autocast": (False, "CPU: bfloat16 matrix maths where the processor has bf16 instructions"),
     "taesd_decode": (False, "decode the final image with the tiny TAESD decoder"),
     "deepcache": (False, "DeepCache: reuse high-level U-Net features between steps"),
@@ -60,6 +61,7 @@ class Options:
     compile: bool = False
     cuda_graphs: bool = False
     taesd_preview: bool = False
+    openvino: bool = False
     bf16_autocast: bool = False
     taesd_decode: bool = False
     deepcache: bool = False
@@ -131,7 +133,7 @@ def _supported(opts: Options, device: str, dtype: str, arch: str) -> Options:
     """Turn off what cannot work here (never an error: the same spec works on every machine)."""
     off: dict[str, bool] = {}
     if device != "cpu":
-        off.update(threads=False, bf16_autocast=False)
+        off.update(threads=False, bf16_autocast=False, openvino=False)
     elif opts.bf16_autocast and (dtype != "fp32" or not cpu_has_bf16()):
         off["bf16_autocast"] = False
     if device != "cuda" or not opts.compile:
@@ -140,6 +142,8 @@ def _supported(opts: Options, device: str, dtype: str, arch: str) -> Options:
         off["vae_fp32"] = False
     if opts.deepcache and not _deepcache_available():
         off["deepcache"] = False
+    if opts.openvino and (arch == "sdxl" or dtype != "fp32" or not _openvino_available()):
+        off["openvino"] = False
     return replace(opts, **off) if off else opts
 
 
@@ -153,6 +157,12 @@ def cpu_has_bf16() -> bool:
         if check is not None and check():
             return True
     return False
+
+
+def _openvino_available() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("openvino") is not None
 
 
 def _deepcache_available() -> bool:
@@ -217,7 +227,7 @@ def apply(pipe: Any, opts: Options, *, model_key: str = "", shape: tuple[int, ..
     notes: list[str] = []
     current = state.options
     opts = _guard(pipe, opts, notes)
-    layout = ("channels_last", "fused_qkv", "sdpa", "deepcache", "taesd_decode", "vae_fp32", "cuda_graphs")
+    layout = ("channels_last", "fused_qkv", "sdpa", "deepcache", "taesd_decode", "vae_fp32", "cuda_graphs", "openvino")
     layout_changed = any(getattr(opts, n) != getattr(current, n) for n in layout)
     compiled = current.compile and "unet" in state.originals
     # Unwrap first: the other switches must see the plain modules (processor names, layouts),
@@ -225,9 +235,18 @@ def apply(pipe: Any, opts: Options, *, model_key: str = "", shape: tuple[int, ..
     if compiled and (not opts.compile or layout_changed):
         _compile(pipe, False, state, notes)
         compiled = False
+    if opts.openvino and opts.compile:
+        opts = replace(opts, compile=False, cuda_graphs=False)
+        notes.append("compile off: the U-Net runs in OpenVINO")
+    if current.openvino and (not opts.openvino or opts.bf16_autocast != current.bf16_autocast):
+        _openvino(pipe, False, state, notes)
+        current = replace(current, openvino=False)
     for name in TECHNIQUES:
         want, have = getattr(opts, name), getattr(current, name)
         if name == "compile" or want == have:
+            continue
+        if name == "openvino":
+            _openvino(pipe, want, state, notes, bf16=opts.bf16_autocast, cache_dir=cache_dir, model_key=model_key)
             continue
         _SWITCHES[name](pipe, want, state, notes)
     warm = None
@@ -397,6 +416,104 @@ def _vae_fp32(pipe: Any, on: bool, state: State, notes: list[str]) -> None:
             owner.to(torch.float16)
 
 
+def _openvino(pipe: Any, on: bool, state: State, notes: list[str], *, bf16: bool = False, cache_dir: Path | None = None, model_key: str = "") -> None:
+    if on:
+        state.originals["openvino"] = pipe.unet
+        pipe.unet = _make_openvino_unet_class()(pipe.unet, "bf16" if bf16 else "f32", cache_dir, model_key)
+        notes.append(f"openvino: U-Net in OpenVINO ({'bf16' if bf16 else 'f32'}); the first run at a new size converts it (minutes)")
+    elif "openvino" in state.originals:
+        pipe.unet = state.originals.pop("openvino")
+
+
+_OPENVINO_CLASS: list[Any] = []
+
+
+def _make_openvino_unet_class() -> Any:
+    """The nn.Module subclass, built on first use so importing this module never imports torch."""
+    if _OPENVINO_CLASS:
+        return _OPENVINO_CLASS[0]
+    import torch
+
+    class _OpenVINOUNet(torch.nn.Module):
+        """The pipeline's U-Net run by OpenVINO on the CPU: one compiled model per input shape.
+
+        Keeps the PyTorch U-Net (for its config, device and dtype, for inputs OpenVINO was not
+        converted for, and to switch back); converted models are saved under
+        ``<cache>/openvino`` so the conversion is paid once per model and size.
+        """
+
+        def __init__(self, unet: Any, precision: str, cache_dir: Path | None, model_key: str) -> None:
+            super().__init__()
+            self.torch_unet = unet
+            self.precision = precision
+            self.cache_dir = Path(cache_dir) / "openvino" if cache_dir else None
+            self.model_key = model_key
+            self._compiled: dict[tuple[Any, ...], Any] = {}
+
+        @property
+        def config(self) -> Any:
+            return self.torch_unet.config
+
+        @property
+        def dtype(self) -> Any:
+            return self.torch_unet.dtype
+
+        @property
+        def device(self) -> Any:
+            return self.torch_unet.device
+
+        def _model_for(self, sample: Any, timestep: Any, context: Any) -> Any:
+            import hashlib
+
+            import openvino as ov
+
+            key = (tuple(sample.shape), tuple(context.shape))
+            if key in self._compiled:
+                return self._compiled[key]
+            name = hashlib.sha256(f"{self.model_key}|{key}".encode()).hexdigest()[:16]
+            xml = self.cache_dir / f"unet-{name}.xml" if self.cache_dir and self.model_key else None
+            core = ov.Core()
+            if xml is not None and xml.is_file():
+                model = core.read_model(str(xml))
+            else:
+                unet = self.torch_unet
+
+                class Plain(torch.nn.Module):
+                    def __init__(self) -> None:
+                        super().__init__()
+                        self.unet = unet
+
+                    def forward(self, x: Any, t: Any, e: Any) -> Any:
+                        return self.unet(x, t, encoder_hidden_states=e, return_dict=False)[0]
+
+                with torch.no_grad():
+                    model = ov.convert_model(Plain(), example_input=(sample, timestep, context))
+                if xml is not None:
+                    xml.parent.mkdir(parents=True, exist_ok=True)
+                    ov.save_model(model, str(xml), compress_to_fp16=False)
+            config = {"INFERENCE_PRECISION_HINT": self.precision, "PERFORMANCE_HINT": "LATENCY", "INFERENCE_NUM_THREADS": torch.get_num_threads()}
+            compiled = core.compile_model(model, "CPU", config)
+            self._compiled[key] = compiled.create_infer_request()
+            return self._compiled[key]
+
+        def forward(self, sample: Any, timestep: Any, encoder_hidden_states: Any, *args: Any, return_dict: bool = True, **kwargs: Any) -> Any:
+            extra = [v for k, v in kwargs.items() if v is not None and k not in ("timestep_cond",)] + [a for a in args if a is not None]
+            if extra or kwargs.get("timestep_cond") is not None:  # LoRA scale, ControlNet, SDXL ids: PyTorch
+                return self.torch_unet(sample, timestep, encoder_hidden_states, *args, return_dict=return_dict, **kwargs)
+            t = torch.as_tensor(timestep, dtype=torch.float32).reshape(-1).expand(sample.shape[0]).contiguous()
+            request = self._model_for(sample, t, encoder_hidden_states)
+            result = request.infer([sample.float().numpy(), t.numpy(), encoder_hidden_states.float().numpy()])
+            out = torch.from_numpy(next(iter(result.values())).copy()).to(sample.dtype)
+            if not return_dict:
+                return (out,)
+            from diffusers.models.unets.unet_2d_condition import UNet2DConditionOutput
+
+            return UNet2DConditionOutput(sample=out)
+
+    _OPENVINO_CLASS.append(_OpenVINOUNet)
+    return _OpenVINOUNet
+
+
 def _cuda_graphs(pipe: Any, on: bool, state: State, notes: list[str]) -> None:
     """Handled by ``_compile`` (mode reduce-overhead); nothing to do on its own."""
 
@@ -502,6 +619,7 @@ _SWITCHES = {
     "compile": _compile,
     "cuda_graphs": _cuda_graphs,
     "taesd_preview": _taesd_preview,
+    "openvino": _openvino,
     "bf16_autocast": _bf16_autocast,
     "taesd_decode": _taesd_decode,
     "deepcache": _deepcache,

@@ -343,3 +343,23 @@ def test_vae_fp32_keeps_an_overflowing_fp16_vae_in_fp32_and_gives_it_back():
     assert image.dtype == torch.float32 and torch.isfinite(image).all()
     optimize._vae_fp32(pipe, False, state, notes)
     assert pipe.vae.dtype == torch.float16 and "vae_fp32_hook" not in state.originals
+
+
+def test_openvino_unet_matches_and_reuses_its_conversion(tmp_path):
+    pytest.importorskip("openvino")
+    from gambarkan.engine import optimize
+    from gambarkan.testing import tiny_pipeline
+
+    pipe = tiny_pipeline("sd15")
+    reference = plain(pipe)
+    opts = optimize.resolve_options("none,openvino", "cpu")
+    assert opts.enabled == ["openvino"]
+    optimize.apply(pipe, opts, model_key="tiny", shape=(1, 64, 64), cache_dir=tmp_path)
+    assert type(pipe.unet).__name__ == "_OpenVINOUNet"
+    np.testing.assert_allclose(plain(pipe), reference, atol=2e-3)
+    assert len(list((tmp_path / "openvino").glob("unet-*.xml"))) == 1  # saved: the next process skips conversion
+    optimize.revert(pipe)
+    assert type(pipe.unet).__name__ == "UNet2DConditionModel"
+    np.testing.assert_array_equal(plain(pipe), reference)
+    assert not optimize.resolve_options("openvino", "cuda").openvino
+    assert not optimize.resolve_options("openvino", "cpu", arch="sdxl").openvino
