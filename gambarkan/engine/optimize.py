@@ -418,8 +418,13 @@ def _vae_fp32(pipe: Any, on: bool, state: State, notes: list[str]) -> None:
 
 def _openvino(pipe: Any, on: bool, state: State, notes: list[str], *, bf16: bool = False, cache_dir: Path | None = None, model_key: str = "") -> None:
     if on:
+        precision = "bf16" if bf16 else "f32"
         state.originals["openvino"] = pipe.unet
-        pipe.unet = _make_openvino_unet_class()(pipe.unet, "bf16" if bf16 else "f32", cache_dir, model_key)
+        # One wrapper per precision, kept: its compiled models per size survive switching off and on.
+        wrappers = state.__dict__.setdefault("openvino_wrappers", {})
+        if precision not in wrappers or wrappers[precision].torch_unet is not pipe.unet:
+            wrappers[precision] = _make_openvino_unet_class()(pipe.unet, precision, cache_dir, model_key)
+        pipe.unet = wrappers[precision]
         notes.append(f"openvino: U-Net in OpenVINO ({'bf16' if bf16 else 'f32'}); the first run at a new size converts it (minutes)")
     elif "openvino" in state.originals:
         pipe.unet = state.originals.pop("openvino")
@@ -486,7 +491,10 @@ def _make_openvino_unet_class() -> Any:
                     def forward(self, x: Any, t: Any, e: Any) -> Any:
                         return self.unet(x, t, encoder_hidden_states=e, return_dict=False)[0]
 
-                with torch.no_grad():
+                import warnings
+
+                with torch.no_grad(), warnings.catch_warnings():
+                    warnings.simplefilter("ignore")  # tracer warnings about shape checks: shapes are static here
                     model = ov.convert_model(Plain(), example_input=(sample, timestep, context))
                 if xml is not None:
                     xml.parent.mkdir(parents=True, exist_ok=True)
