@@ -37,18 +37,25 @@ def _clean(text: str) -> str:
     return re.sub(r"(?<![.\d])\.$", "", text).strip()
 
 
-class MarianBackend:
-    """Indonesian -> English with a MarianMT model (CPU is fast enough: tens of ms a phrase)."""
+class Seq2SeqBackend:
+    """A Hugging Face translation model loaded once, lazily, with one clear error when it can't be."""
 
-    name = "marian"
+    name = "seq2seq"
+    default_model = MODEL_ID
+    download_size = "~300 MB"
+    install_hint = "pip install transformers sentencepiece"
 
-    def __init__(self, model_id: str = MODEL_ID, offline: bool = False, device: str = "cpu") -> None:
-        self.model_id = model_id
+    def __init__(self, model_id: str | None = None, offline: bool = False, device: str = "cpu") -> None:
+        self.model_id = model_id or self.default_model
         self.offline = offline
         self.device = device
         self._model: Any = None
         self._tokenizer: Any = None
         self._lock = threading.Lock()
+
+    def _classes(self) -> tuple[Any, Any]:
+        """(tokenizer class, model class) from transformers."""
+        raise NotImplementedError
 
     def load(self) -> None:
         """Load tokenizer and model once; raise one clear GambarkanError when that fails."""
@@ -57,35 +64,43 @@ class MarianBackend:
                 return
             try:
                 import sentencepiece  # noqa: F401
-                from transformers import MarianMTModel, MarianTokenizer
+
+                tokenizer_cls, model_cls = self._classes()
             except ImportError as exc:
                 raise DependencyMissingError(
-                    f"the marian translator needs transformers and sentencepiece ({exc.name} is missing)",
-                    "pip install transformers sentencepiece, or use --translator glossary",
+                    f"the {self.name} translator needs transformers and sentencepiece ({exc.name} is missing)",
+                    f"{self.install_hint}, or use --translator glossary",
                 ) from None
+            not_here = f"the {self.name} translator's weights ({self.model_id}) are not downloaded"
+            fix = f"connect once without --offline to download them ({self.download_size}), or use --translator glossary"
             local_only = self.offline and not Path(self.model_id).is_dir()
             if local_only and not weights_available(self.model_id):
-                raise NetworkError(
-                    f"the marian translator's weights ({self.model_id}) are not downloaded and offline mode is on",
-                    "connect once without --offline to download them (~300 MB), or use --translator glossary",
-                )
+                raise NetworkError(f"{not_here} and offline mode is on", fix)
             if not local_only and not weights_available(self.model_id):
-                require_hub(self.model_id, "marian", "~300 MB")
+                require_hub(self.model_id, self.name, self.download_size)
             try:
-                tokenizer = MarianTokenizer.from_pretrained(self.model_id, local_files_only=local_only)
-                model = MarianMTModel.from_pretrained(self.model_id, local_files_only=local_only)
+                tokenizer = tokenizer_cls.from_pretrained(self.model_id, local_files_only=local_only)
+                model = model_cls.from_pretrained(self.model_id, local_files_only=local_only)
             except Exception as exc:  # transformers and safetensors raise many kinds for missing or bad files
                 if not weights_available(self.model_id) and _is_network_error(exc):
-                    raise NetworkError(
-                        f"the marian translator's weights ({self.model_id}) are not downloaded and cannot be fetched now",
-                        "connect once without --offline to download them (~300 MB), or use --translator glossary",
-                    ) from None
+                    raise NetworkError(f"{not_here} and cannot be fetched now", fix) from None
                 raise ModelLoadError(
-                    f"cannot load the marian translator {self.model_id}: {str(exc).splitlines()[0]}",
+                    f"cannot load the {self.name} translator {self.model_id}: {str(exc).splitlines()[0]}",
                     "use --translator glossary",
                 ) from None
             model.eval()
             self._tokenizer, self._model = tokenizer, model.to(self.device)
+
+
+class MarianBackend(Seq2SeqBackend):
+    """Indonesian -> English with a MarianMT model (CPU is fast enough: tens of ms a phrase)."""
+
+    name = "marian"
+
+    def _classes(self) -> tuple[Any, Any]:
+        from transformers import MarianMTModel, MarianTokenizer
+
+        return MarianTokenizer, MarianMTModel
 
     def translate(self, texts: list[str], langs: list[str] | None = None) -> list[str]:
         if not texts:

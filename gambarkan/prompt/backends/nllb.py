@@ -6,12 +6,9 @@ The weights are licensed CC-BY-NC 4.0 (non-commercial use only); translate_promp
 
 from __future__ import annotations
 
-import threading
-from pathlib import Path
 from typing import Any
 
-from gambarkan.errors import DependencyMissingError, ModelLoadError, NetworkError
-from gambarkan.prompt.backends.marian import _clean, _is_network_error, require_hub
+from gambarkan.prompt.backends.marian import Seq2SeqBackend, _clean
 
 MODEL_ID = "facebook/nllb-200-distilled-600M"
 LICENCE_NOTICE = (
@@ -31,51 +28,18 @@ def weights_available(model_id: str = MODEL_ID) -> bool:
     return _available(model_id)
 
 
-class NllbBackend:
+class NllbBackend(Seq2SeqBackend):
     """Translate with NLLB-200, choosing the source language per phrase."""
 
     name = "nllb"
+    default_model = MODEL_ID
+    download_size = "~2.5 GB"
+    install_hint = "pip install 'gambarkan[nllb]'"
 
-    def __init__(self, model_id: str = MODEL_ID, offline: bool = False, device: str = "cpu") -> None:
-        self.model_id = model_id
-        self.offline = offline
-        self.device = device
-        self._model: Any = None
-        self._tokenizer: Any = None
-        self._lock = threading.Lock()
+    def _classes(self) -> tuple[Any, Any]:
+        from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
 
-    def load(self) -> None:
-        with self._lock:
-            if self._model is not None:
-                return
-            try:
-                import sentencepiece  # noqa: F401
-                from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
-            except ImportError as exc:
-                raise DependencyMissingError(
-                    f"the nllb translator needs transformers and sentencepiece ({exc.name} is missing)",
-                    "pip install 'gambarkan[nllb]', or use --translator glossary",
-                ) from None
-            local_only = self.offline and not Path(self.model_id).is_dir()
-            if local_only and not weights_available(self.model_id):
-                raise NetworkError(
-                    f"the nllb translator's weights ({self.model_id}) are not downloaded and offline mode is on",
-                    "connect once without --offline to download them (~2.5 GB), or use --translator glossary",
-                )
-            if not local_only and not weights_available(self.model_id):
-                require_hub(self.model_id, "nllb", "~2.5 GB")
-            try:
-                tokenizer = AutoTokenizer.from_pretrained(self.model_id, local_files_only=local_only)
-                model = AutoModelForSeq2SeqLM.from_pretrained(self.model_id, local_files_only=local_only)
-            except Exception as exc:  # transformers and safetensors raise many kinds for missing or bad files
-                if not weights_available(self.model_id) and _is_network_error(exc):
-                    raise NetworkError(
-                        f"the nllb translator's weights ({self.model_id}) are not downloaded and cannot be fetched now",
-                        "connect once without --offline to download them (~2.5 GB), or use --translator glossary",
-                    ) from None
-                raise ModelLoadError(f"cannot load the nllb translator: {str(exc).splitlines()[0]}", "use --translator glossary") from None
-            model.eval()
-            self._tokenizer, self._model = tokenizer, model.to(self.device)
+        return AutoTokenizer, AutoModelForSeq2SeqLM
 
     def translate(self, texts: list[str], langs: list[str] | None = None) -> list[str]:
         if not texts:
