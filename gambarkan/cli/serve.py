@@ -109,6 +109,13 @@ def run_server(app: Any, host: str, port: int, shutdown_timeout: float, log_leve
     help="Seconds the running job may finish on shutdown before it is cancelled.",
 )
 @click.option(
+    "--max-attempts",
+    default=3,
+    show_default=True,
+    type=click.IntRange(1, 100),
+    help="Runs of a job that keeps crashing the server before it is marked failed.",
+)
+@click.option(
     "--no-save", is_flag=True, help="Do not keep PNGs of OpenAI b64_json and native jobs (A1111 follows save_images)."
 )
 @click.option(
@@ -131,6 +138,7 @@ def serve(
     max_images: int,
     max_body: int,
     shutdown_timeout: float,
+    max_attempts: int,
     no_save: bool,
     log_level: str,
 ) -> None:
@@ -168,6 +176,7 @@ def serve(
         max_body_bytes=max_body,
         shutdown_timeout=shutdown_timeout,
         save_outputs=not no_save,
+        max_attempts=max_attempts,
     )
     app = create_app(Settings.from_env(), config=config, mount_ui=_ui_mount())
     console = err_console()

@@ -4,6 +4,9 @@ Every surface of the server (OpenAI, A1111, native) submits a ``Job`` here and w
 the worker runs it through ``Engine.generate`` so the history hook records it. Events are kept
 on the job so any number of SSE listeners (and late ones) see the same ordered stream.
 
+With a ``JobStore`` (``gambarkan.server.store``) every accepted job is written to disk
+before the client gets its id, and a restarted server runs the jobs a killed one left behind.
+
 Batching of compatible jobs is deliberately not done: on CPU a batch of 4 tiny-model images
 differs from the same images made alone by 1 level in some pixels, and the issue requires
 batched images to equal single runs exactly.
@@ -16,6 +19,7 @@ import base64
 import collections
 import concurrent.futures
 import logging
+import os
 import threading
 import time
 import uuid
@@ -29,6 +33,22 @@ log = logging.getLogger("gambarkan.server")
 
 QUEUED, RUNNING, DONE, FAILED, CANCELLED = "queued", "running", "done", "failed", "cancelled"
 FINISHED = (DONE, FAILED, CANCELLED)
+# Jobs a restarted server runs again. The others (OpenAI, A1111, UI) had a client waiting on
+# the connection the crash closed: nobody could receive their images, so they end failed.
+RERUN_SOURCES = ("api",)
+CRASH_ENV = "GAMBARKAN_TEST_CRASH_ON_PROMPT"
+
+
+def crash_point(prompt: str) -> None:
+    """Test hook: with ``GAMBARKAN_TEST_CRASH_ON_PROMPT=<text>`` a job whose prompt is exactly
+    ``<text>`` ends the server process the moment it starts (``os._exit(70)``), as a segfault
+    or the kernel's OOM killer would. Crash-recovery tests use it; unset, it does nothing.
+    """
+    wanted = os.environ.get(CRASH_ENV)
+    if wanted and prompt == wanted:
+        log.error("%s: ending the process on purpose", CRASH_ENV)
+        logging.shutdown()
+        os._exit(70)
 
 
 class QueueFullError(GambarkanError):
@@ -198,8 +218,18 @@ def result_dict(result: GenerationResult, image_url: Any = None) -> dict[str, An
 class JobQueue:
     """A bounded FIFO of jobs and the worker threads (one per engine) that run them."""
 
-    def __init__(self, engines: list[Any], size: int = 32, keep_finished: int = 200, image_url: Any = None) -> None:
+    def __init__(
+        self,
+        engines: list[Any],
+        size: int = 32,
+        keep_finished: int = 200,
+        image_url: Any = None,
+        store: Any = None,
+        max_attempts: int = 3,
+    ) -> None:
         self.engines = engines
+        self.store = store  # a JobStore, or None: jobs live in memory only
+        self.max_attempts = max_attempts
         self.image_url = image_url
         self.size = size
         self.keep_finished = keep_finished
@@ -220,6 +250,7 @@ class JobQueue:
             if self._threads:
                 return
             self._closing = False  # a restarted app (lifespan run again) takes jobs again
+            self._recover()
             for index, engine in enumerate(self.engines):
                 thread = threading.Thread(
                     target=self._work, args=(engine,), name=f"gambarkan-worker-{index}", daemon=True
@@ -269,6 +300,36 @@ class JobQueue:
         with self._cond:
             self._threads = []
 
+    def _recover(self) -> None:
+        """Queue again the jobs a dead server left queued or running (called under the lock)."""
+        if self.store is None:
+            return
+        again, given_up = self.store.claim_orphans(self.max_attempts)
+        for stored in given_up:
+            self._jobs[stored.id] = _restored(stored)
+            log.warning("job %s crashed the server %d times; marked failed", stored.id, stored.attempts)
+        for stored in again:
+            job = Job(
+                _restored_request(stored.request), source=stored.source, preview_every=stored.preview_every,
+                id=stored.id, created=stored.created,
+            )  # fmt: skip
+            self._jobs[job.id] = job
+            if stored.source not in RERUN_SOURCES:
+                self._fail(job, _client_gone(), FAILED)
+                continue
+            try:
+                job.request = _restored_request(stored.request, validate=True)
+            except Exception as exc:  # noqa: BLE001 - a row this version cannot read fails alone
+                error = GambarkanError(f"the job could not be restored after a restart ({type(exc).__name__})", None)
+                error.http_status, error.code = 500, "job_not_restored"
+                self._fail(job, error, FAILED)
+                continue
+            self._pending.append(job)
+            job.emit("queued", {"id": job.id, "position": len(self._pending)})
+        if again or given_up:
+            log.warning("restored %d unfinished jobs (%d given up)", len(again), len(given_up))
+        self._cond.notify_all()
+
     def _cancel_running(self) -> None:
         for job in list(self._running.values()):
             job.cancel.set()
@@ -289,6 +350,8 @@ class JobQueue:
                     "retry after a few seconds",
                     retry_after=self.retry_after(),
                 )
+            if self.store is not None:
+                self.store.add(job)  # durable before the client hears of the job
             self._pending.append(job)
             self._jobs[job.id] = job
             self._forget_old()
@@ -304,6 +367,10 @@ class JobQueue:
 
     def get(self, job_id: str) -> Job:
         job = self._jobs.get(job_id)
+        if job is None and self.store is not None:
+            stored = self.store.get(job_id)
+            if stored is not None:
+                job = _restored(stored)
         if job is None:
             raise JobNotFoundError(f"no job with id '{job_id}'", "job ids come from POST /api/jobs")
         return job
@@ -375,6 +442,8 @@ class JobQueue:
             job.status = RUNNING
             job.started = time.time()
             self._running[job.id] = job
+        if self.store is not None:
+            self.store.mark_running(job)  # counts the attempt before the engine can crash
         self._announce_positions()
         return job
 
@@ -423,6 +492,7 @@ class JobQueue:
             # Cancelled between leaving the queue and starting; still recorded via the engine seam.
             self._finish_cancelled(job, "cancelled before it started", record=True)
             return
+        crash_point(job.request.prompt)
         try:
             result = engine.generate(
                 job.request, on_progress=on_progress, cancel=job.cancel, preview_every=job.preview_every
@@ -441,6 +511,7 @@ class JobQueue:
             job.status = DONE
             job.finished = time.time()
             job.images_done = len(result.images)
+            self._persist(job)
             job.emit("done", {"id": job.id, "result": job.summary})
             if not job.future.done():
                 # Native jobs are fetched as files; only waiting handlers (OpenAI, A1111) need pixels.
@@ -454,9 +525,14 @@ class JobQueue:
         job.error = error
         job.status = status
         job.finished = time.time()
+        self._persist(job)
         job.emit("error", {"id": job.id, "error": error.to_dict()})
         if not job.future.done():
             job.future.set_exception(error)
+
+    def _persist(self, job: Job) -> None:
+        if self.store is not None:
+            self.store.finish(job)
 
     def _finish_cancelled(self, job: Job, why: str, record: bool) -> None:
         error = CancelledError("generation cancelled", why)
@@ -473,3 +549,39 @@ def _record_cancelled(job: Job, error: CancelledError, settings: Any) -> None:
         engine_module._record(None, job.request, error, settings or engine_module.Settings.from_env())
     except Exception:
         log.warning("could not record cancelled job %s in the history", job.id, exc_info=True)
+
+
+def _client_gone() -> GambarkanError:
+    error = GambarkanError(
+        "the server restarted while this request was waiting", "send the request again"
+    )
+    error.http_status, error.code = 503, "server_restarted"
+    return error
+
+
+def _restored_request(fields: dict[str, Any], validate: bool = False) -> GenerationRequest:
+    """The stored request; unvalidated (only shown) unless it is going to run again."""
+    if validate:
+        return GenerationRequest(**fields)
+    known = {k: v for k, v in fields.items() if k in GenerationRequest.model_fields}
+    return GenerationRequest.model_construct(**known)
+
+
+def _restored(stored: Any) -> Job:
+    """A finished job read back from the store, with the last event a listener would have seen."""
+    from gambarkan.server.store import StoredError
+
+    job = Job(
+        _restored_request(stored.request), source=stored.source, preview_every=stored.preview_every,
+        id=stored.id, status=stored.status, created=stored.created, started=stored.started, finished=stored.finished,
+        steps=stored.steps, step=stored.steps, images_total=stored.images_total, images_done=stored.images_done,
+        summary=stored.summary,
+    )  # fmt: skip
+    if stored.error is not None:
+        job.error = StoredError(stored.error)
+    if stored.status == DONE:
+        job.emit("done", {"id": job.id, "result": job.summary})
+    elif stored.status in FINISHED:
+        job.emit("error", {"id": job.id, "error": job.error.to_dict() if job.error else {}})
+    job.future.set_result(None)
+    return job

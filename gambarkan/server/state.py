@@ -38,6 +38,8 @@ class ServerConfig:
     max_body_bytes: int = 1024 * 1024
     shutdown_timeout: float = 30.0
     save_outputs: bool = True
+    max_attempts: int = 3  # runs of a job that keeps killing the server before it ends failed
+    persist_jobs: bool = True  # keep the queue in home/jobs.db so a restarted server finishes it
 
 
 @dataclass
@@ -81,7 +83,14 @@ class ServerState:
         self.settings = settings
         self.engines = engines
         self.config = config
-        self.queue = JobQueue(engines, size=config.queue_size, image_url=self.image_url)
+        store = None
+        if config.persist_jobs:
+            from gambarkan.server.store import DB_NAME, JobStore
+
+            store = JobStore(Path(settings.home) / DB_NAME)
+        self.queue = JobQueue(
+            engines, size=config.queue_size, image_url=self.image_url, store=store, max_attempts=config.max_attempts
+        )
         self.default_entry = self._default_entry()
         self.current_model = self.default_entry.name  # A1111's sd_model_checkpoint
         self.a1111_options: dict[str, Any] = {"CLIP_stop_at_last_layers": 1, "show_progress_every_n_steps": 0}
