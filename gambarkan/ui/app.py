@@ -502,8 +502,18 @@ def build_ui(settings: Any = None, queue: Any = None, engine: Any = None, lang: 
 
 
 def allowed_paths(settings: Any) -> list[str]:
-    """Folders Gradio may serve files from: the outputs (gallery items are the saved PNGs)."""
-    return [str(Path(settings.output_dir).expanduser()), str(Path(settings.home).expanduser())]
+    """Folders Gradio may serve files from: only the outputs (gallery items are the saved PNGs).
+
+    Not ``GAMBARKAN_HOME``: it holds ``history.db``, ``jobs.db``, configs and caches.
+    """
+    return [str(Path(settings.output_dir).expanduser())]
+
+
+def blocked_paths(settings: Any) -> list[str]:
+    """Files Gradio must never serve, even when the output folder is set to the home folder."""
+    home = Path(settings.home).expanduser()
+    databases = [db + suffix for db in ("history.db", "jobs.db") for suffix in ("", "-wal", "-shm", "-journal")]
+    return [str(home / name) for name in (*databases, "config")]
 
 
 def launch(share: bool = False, host: str = "127.0.0.1", port: int | None = None, lang: str = DEFAULT_LANG,
@@ -515,7 +525,7 @@ def launch(share: bool = False, host: str = "127.0.0.1", port: int | None = None
     demo = build_ui(settings, engine=engine, lang=lang)
     demo.queue(default_concurrency_limit=4)
     demo.launch(share=share, server_name=host, server_port=port, prevent_thread_lock=not block, inbrowser=False,
-                allowed_paths=allowed_paths(settings), auth=auth, css=CSS, footer_links=[], quiet=not block, show_error=True)
+                allowed_paths=allowed_paths(settings), blocked_paths=blocked_paths(settings), auth=auth, css=CSS, footer_links=[], quiet=not block, show_error=True)
     return demo
 
 
@@ -527,4 +537,4 @@ def mount(app: Any, state: Any, path: str = "/") -> Any:
     gr = _import_gradio()
     demo = build_ui(state.settings, queue=state.queue)
     demo.queue(default_concurrency_limit=4)
-    return gr.mount_gradio_app(app, demo, path=path, allowed_paths=allowed_paths(state.settings), css=CSS, footer_links=[])
+    return gr.mount_gradio_app(app, demo, path=path, allowed_paths=allowed_paths(state.settings), blocked_paths=blocked_paths(state.settings), css=CSS, footer_links=[])
