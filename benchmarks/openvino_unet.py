@@ -4,10 +4,17 @@
     pip install openvino
     python benchmarks/openvino_unet.py 256 5 [threads]     # resolution, rounds, CPU threads (default: torch's)
 """
-import time, statistics, sys, datetime
-import torch, numpy as np
+import datetime
+import statistics
+import sys
+import time
+
+import numpy as np
 import openvino as ov
+import torch
+
 from gambarkan.testing import full_size_sd15_pipeline
+
 res = int(sys.argv[1]); rounds = int(sys.argv[2])
 threads = int(sys.argv[3]) if len(sys.argv) > 3 else torch.get_num_threads()
 torch.set_num_threads(threads)

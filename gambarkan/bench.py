@@ -267,9 +267,8 @@ def random_taesd(arch: str = "sd15") -> Any:
 def unet_flops(unet: Any, batch: int, height: int, width: int, scale: int = 8) -> float:
     """FLOPs of one U-Net forward at this size, counted on the meta device (no compute)."""
     import torch
-    from torch.utils.flop_counter import FlopCounterMode
-
     from diffusers import UNet2DConditionModel
+    from torch.utils.flop_counter import FlopCounterMode
 
     config = dict(unet.config)
     with torch.device("meta"):

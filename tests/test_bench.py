@@ -42,9 +42,8 @@ def test_suite_refuses_unknown_levels():
 
 
 def test_unet_flops_counts_without_computing_and_grow_with_the_image():
-    from gambarkan.testing import tiny_pipeline
-
     from gambarkan.bench import unet_flops
+    from gambarkan.testing import tiny_pipeline
 
     unet = tiny_pipeline("sd15").unet
     small, big = unet_flops(unet, 2, 64, 64, scale=2), unet_flops(unet, 2, 128, 128, scale=2)

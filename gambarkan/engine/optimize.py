@@ -777,7 +777,7 @@ class StageTimer:
         self._watch(getattr(vae, "decoder", None), "decode")
         return self
 
-    def __exit__(self, *exc: Any) -> None:
+    def __exit__(self, *exc: object) -> None:
         for handle in self._handles:
             handle.remove()
         self._handles.clear()
