@@ -2,7 +2,7 @@
 1 step, no classifier-free guidance (cfg 0), per stage (text encoder, U-Net, decoder, PNG),
 default (lossless) against --fast (TAESD decode + bf16 autocast where the CPU has bf16).
 
-    python benchmarks/cepat_cpu.py 3     # rounds
+    python benchmarks/cepat_cpu.py 3 512 [--openvino]    # rounds, size; --openvino adds fast + OpenVINO bf16
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ def main() -> None:
     from gambarkan.request import GenerationRequest
 
     rounds = int(sys.argv[1]) if len(sys.argv) > 1 else 3
-    size = int(sys.argv[2]) if len(sys.argv) > 2 else 512
+    size = int(sys.argv[2]) if len(sys.argv) > 2 and sys.argv[2].isdigit() else 512
     t = time.perf_counter()
     pipe = full_size_pipeline("sd2")
     set_taesd(pipe, random_taesd("sd2"))
@@ -30,7 +30,9 @@ def main() -> None:
     engine = Engine(history=False)
     engine.register("sd-turbo-random", pipe, "sd2")
     out = tempfile.mkdtemp(prefix="gambarkan-cepat-")
-    levels = {"default": dict(), "fast": dict(fast=True), "fast-taesd-only": dict(fast=True, optimize="-bf16_autocast")}
+    levels = {"default": {}, "fast": {"fast": True}, "fast-taesd-only": {"fast": True, "optimize": "-bf16_autocast"}}
+    if "--openvino" in sys.argv:
+        levels["fast-openvino"] = {"fast": True, "optimize": "openvino"}
     results: dict[str, list[dict[str, float]]] = {k: [] for k in levels}
 
     def run(extra: dict) -> dict[str, float]:
