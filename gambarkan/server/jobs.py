@@ -465,6 +465,9 @@ class JobQueue:
                     self._running.pop(job.id, None)
                     self.finished_count += 1
                     self._cond.notify_all()
+                # Wake the waiting handler only now: its next /progress must not count this job.
+                self._settle(job)
+                self._release_old_results()
 
     def _run(self, engine: Any, job: Job) -> None:
         job.emit("started", {"id": job.id})
@@ -498,13 +501,13 @@ class JobQueue:
                 job.request, on_progress=on_progress, cancel=job.cancel, preview_every=job.preview_every
             )
         except GambarkanError as exc:
-            self._fail(job, exc, CANCELLED if isinstance(exc, CancelledError) else FAILED)
+            self._fail(job, exc, CANCELLED if isinstance(exc, CancelledError) else FAILED, settle=False)
         except Exception as exc:
             log.exception("job %s failed", job.id)
             error = GambarkanError(f"generation failed ({type(exc).__name__})", "see the server log for details")
             error.http_status = 500
             error.code = "internal_error"
-            self._fail(job, error, FAILED)
+            self._fail(job, error, FAILED, settle=False)
         else:
             job.summary = result_dict(result, self.image_url)
             job.result = result if job.source != "api" else None
@@ -513,21 +516,27 @@ class JobQueue:
             job.images_done = len(result.images)
             self._persist(job)
             job.emit("done", {"id": job.id, "result": job.summary})
-            if not job.future.done():
-                # Native jobs are fetched as files; only waiting handlers (OpenAI, A1111) need pixels.
-                job.future.set_result(result if job.source != "api" else None)
         finally:
             self.last_duration = time.perf_counter() - started
             job._compact()
-            self._release_old_results()
 
-    def _fail(self, job: Job, error: GambarkanError, status: str) -> None:
+    def _settle(self, job: Job) -> None:
+        """Complete the future a waiting handler (OpenAI, A1111, UI) awaits."""
+        if job.future.done():
+            return
+        if job.status == DONE:
+            # Native jobs are fetched as files; only waiting handlers need pixels.
+            job.future.set_result(job.result)
+        else:
+            job.future.set_exception(job.error or GambarkanError("the job did not finish", None))
+
+    def _fail(self, job: Job, error: GambarkanError, status: str, settle: bool = True) -> None:
         job.error = error
         job.status = status
         job.finished = time.time()
         self._persist(job)
         job.emit("error", {"id": job.id, "error": error.to_dict()})
-        if not job.future.done():
+        if settle and not job.future.done():
             job.future.set_exception(error)
 
     def _persist(self, job: Job) -> None:

@@ -175,3 +175,60 @@ def test_finished_jobs_answer_events_and_unknown_ids_are_404(crashed: dict) -> N
         assert response.status_code == 404, response.text
         assert response.json()["error"]["code"] == "not_found"
     assert httpx.delete(f"{server.base}/api/jobs/{crashed['ids']['job dua']}", timeout=10).status_code == 409
+
+
+# --- in-process: which jobs run again, and whose --------------------------------------------
+
+
+def _dead_pid() -> int:
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    return proc.pid
+
+
+def test_waiting_surfaces_are_recorded_and_not_rerun(tmp_path: Path) -> None:
+    """OpenAI/A1111 jobs are written before the answer; after a crash nobody waits for them,
+    so they end failed (the client retries), while native jobs run again. Rows of a live
+    server sharing the home are left alone."""
+    import sqlite3
+
+    from fastapi.testclient import TestClient
+
+    from gambarkan.config import Settings
+    from gambarkan.server.app import create_app
+    from gambarkan.server.state import ServerConfig
+    from tests.server.conftest import InstantEngine
+
+    settings = Settings.from_env({"GAMBARKAN_HOME": str(tmp_path / "home"), "HF_HUB_OFFLINE": "1"})
+    engine = InstantEngine(settings)
+    app = create_app(settings, engine, config=ServerConfig(model="instant"))
+    with TestClient(app) as client:
+        assert client.post("/v1/images/generations", json={"prompt": "openai", "size": "64x64"}).status_code == 200
+        assert client.post("/sdapi/v1/txt2img", json={"prompt": "a1111", "width": 64, "height": 64}).status_code == 200
+        assert client.post("/api/jobs", json={"prompt": "native", **COMMON}).status_code == 202
+    database = tmp_path / "home" / "jobs.db"
+    with sqlite3.connect(database) as conn:
+        rows = conn.execute("SELECT source, status, attempts FROM jobs ORDER BY seq").fetchall()
+        assert rows == [("openai", "done", 1), ("a1111", "done", 1), ("api", "done", 1)]
+        # Pretend a server died with these running, and another (this process's parent) is alive.
+        dead, alive = _dead_pid(), os.getppid()
+        conn.execute("UPDATE jobs SET status = 'running', pid = ?, pid_started = NULL, summary = NULL", (dead,))
+        conn.execute(
+            "INSERT INTO jobs (id, source, request, status, attempts, created, pid) SELECT 'other', source, request,"
+            " 'queued', 0, created, ? FROM jobs WHERE source = 'api'",
+            (alive,),
+        )
+    engine.calls.clear()
+    app = create_app(settings, engine, config=ServerConfig(model="instant"))
+    with TestClient(app) as client:
+        jobs = {job["source"]: job for job in client.get("/api/jobs").json()["jobs"]}
+        for _ in range(200):
+            if client.get(f"/api/jobs/{jobs['api']['id']}").json()["status"] == "done":
+                break
+            time.sleep(0.05)
+        assert client.get(f"/api/jobs/{jobs['api']['id']}").json()["status"] == "done"
+        for source in ("openai", "a1111"):
+            job = client.get(f"/api/jobs/{jobs[source]['id']}").json()
+            assert job["status"] == "failed" and job["error"]["code"] == "server_restarted", job
+        assert client.get("/api/jobs/other").json()["status"] == "queued"  # not ours to take
+    assert [r.prompt for r in engine.calls] == ["native"]
