@@ -561,9 +561,7 @@ def _record_cancelled(job: Job, error: CancelledError, settings: Any) -> None:
 
 
 def _client_gone() -> GambarkanError:
-    error = GambarkanError(
-        "the server restarted while this request was waiting", "send the request again"
-    )
+    error = GambarkanError("the server restarted while this request was waiting", "send the request again")
     error.http_status, error.code = 503, "server_restarted"
     return error
 

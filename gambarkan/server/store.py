@@ -167,7 +167,9 @@ class JobStore:
                 ),
             )  # fmt: skip
         except sqlite3.Error as exc:
-            raise JobStoreError(f"cannot record the job ({exc})", "check that the server's home folder is writable") from None
+            raise JobStoreError(
+                f"cannot record the job ({exc})", "check that the server's home folder is writable"
+            ) from None
 
     def mark_running(self, job: Any) -> None:
         """The job leaves the queue: one more attempt, committed before the engine runs it."""
@@ -218,7 +220,9 @@ class JobStore:
                     "SELECT * FROM jobs WHERE status IN ('queued', 'running') ORDER BY seq"
                 ).fetchall()
                 for row in rows:
-                    if row["pid"] == self.pid or (row["pid"] is not None and _process_alive(row["pid"], row["pid_started"])):
+                    if row["pid"] == self.pid or (
+                        row["pid"] is not None and _process_alive(row["pid"], row["pid_started"])
+                    ):
                         continue  # ours already, or another live server's
                     job = _row(row)
                     if job.attempts >= max_attempts:

@@ -8,6 +8,7 @@ output folder is set to the home folder itself.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -15,7 +16,7 @@ pytest.importorskip("fastapi")
 pytest.importorskip("gradio")
 
 
-def _client(home: Path, output_dir: Path):  # noqa: ANN202
+def _client(home: Path, output_dir: Path) -> Any:
     from fastapi.testclient import TestClient
     from PIL import Image
 
@@ -26,13 +27,17 @@ def _client(home: Path, output_dir: Path):  # noqa: ANN202
     from gambarkan.ui.app import mount
     from tests.server.conftest import InstantEngine
 
-    settings = Settings.from_env({"GAMBARKAN_HOME": str(home), "GAMBARKAN_OUTPUT_DIR": str(output_dir), "HF_HUB_OFFLINE": "1"})
+    settings = Settings.from_env(
+        {"GAMBARKAN_HOME": str(home), "GAMBARKAN_OUTPUT_DIR": str(output_dir), "HF_HUB_OFFLINE": "1"}
+    )
     History.open(settings).close()  # a real history.db (with -wal/-shm beside it)
     output_dir.mkdir(parents=True, exist_ok=True)
     Image.new("RGB", (8, 8), (1, 2, 3)).save(output_dir / "kucing.png")
     (home / "config").mkdir(parents=True, exist_ok=True)
     (home / "config" / "secret.toml").write_text("token = 'x'\n")
-    app = create_app(settings, InstantEngine(settings), config=ServerConfig(model="instant"), mount_ui=mount, start_workers=False)
+    app = create_app(
+        settings, InstantEngine(settings), config=ServerConfig(model="instant"), mount_ui=mount, start_workers=False
+    )
     return TestClient(app)
 
 
