@@ -493,7 +493,9 @@ def _make_openvino_unet_class() -> Any:
 
                 import warnings
 
-                with torch.no_grad(), warnings.catch_warnings():
+                # Trace the plain fp32 graph even inside --fast's bf16 autocast: OpenVINO applies
+                # its own bf16 precision hint.
+                with torch.no_grad(), torch.autocast("cpu", enabled=False), warnings.catch_warnings():
                     warnings.simplefilter("ignore")  # tracer warnings about shape checks: shapes are static here
                     model = ov.convert_model(Plain(), example_input=(sample, timestep, context))
                 if xml is not None:

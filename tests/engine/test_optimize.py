@@ -361,5 +361,9 @@ def test_openvino_unet_matches_and_reuses_its_conversion(tmp_path):
     optimize.revert(pipe)
     assert type(pipe.unet).__name__ == "UNet2DConditionModel"
     np.testing.assert_array_equal(plain(pipe), reference)
+    fast = optimize.apply(pipe, optimize.Options(openvino=True, bf16_autocast=True), model_key="tiny-bf16", shape=(1, 64, 64), cache_dir=tmp_path)
+    with fast.context():  # converting inside bf16 autocast must still trace the fp32 graph
+        assert np.abs(plain(pipe) - reference).mean() < 0.05
+    optimize.revert(pipe)
     assert not optimize.resolve_options("openvino", "cuda").openvino
     assert not optimize.resolve_options("openvino", "cpu", arch="sdxl").openvino
