@@ -90,7 +90,7 @@ def _translate(prompt: str, negative: str, request: GenerationRequest, settings:
     return Translation(first.english, second.english, prompt, negative, used[0] if used else None, notes)
 
 
-def _conditioning(pipe: Any, prompt: str, negative: str, clip_skip: int, steps: int) -> tuple[dict[str, Any], Callable | None]:
+def _conditioning(pipe: Any, prompt: str, negative: str, clip_skip: int, steps: int, cfg: float = 7.0) -> tuple[dict[str, Any], Callable | None]:
     """Pipeline kwargs for the text conditioning and an optional per-step hook (prompt issue).
 
     A1111 semantics: weights, BREAK, prompts past 77 tokens in 75-token chunks, clip skip,
@@ -98,7 +98,7 @@ def _conditioning(pipe: Any, prompt: str, negative: str, clip_skip: int, steps: 
     """
     from gambarkan.prompt.encode import build_conditioning
 
-    cond = build_conditioning(pipe, prompt, negative, clip_skip, steps)
+    cond = build_conditioning(pipe, prompt, negative, clip_skip, steps, guidance=cfg > 1)  # diffusers skips CFG at <= 1
     return cond.pipeline_kwargs, cond.on_step
 
 
@@ -288,7 +288,7 @@ class Engine:
         for batch_index in range(request.count):
             pipe.scheduler = make_scheduler(plan.sampler, loaded.scheduler_config)
             t = time.perf_counter()
-            cond_kwargs, step_hook = _conditioning(pipe, translation.prompt, translation.negative_prompt, plan.clip_skip, plan.steps)
+            cond_kwargs, step_hook = _conditioning(pipe, translation.prompt, translation.negative_prompt, plan.clip_skip, plan.steps, plan.cfg)
             timings["encode"] = timings.get("encode", 0.0) + time.perf_counter() - t
             batch_seeds = [seed + batch_index * request.batch_size + i for i in range(request.batch_size)]
             generator_device = "cpu" if device == "mps" else device

@@ -228,6 +228,7 @@ def build_conditioning(
     clip_skip: int = 1,
     steps: int = 20,
     batch_size: int = 1,
+    guidance: bool = True,
 ) -> Conditioning:
     """Encode ``prompt`` and ``negative`` (A1111 syntax) for ``pipe`` and ``steps`` steps.
 
@@ -235,6 +236,8 @@ def build_conditioning(
     SDXL the pooled ones) and ``on_step`` for ``callback_on_step_end`` when prompt editing
     changes the conditioning during sampling (else None). ``<lora:...>`` tags are ignored
     here (see gambarkan.models.loras); malformed prompts give one PromptWarning each.
+    With ``guidance=False`` (CFG scale <= 1, e.g. Turbo models) the pipeline never uses the
+    negative side, so it is not encoded: zeros of the right shape stand in for it.
     """
     import torch
 
@@ -250,7 +253,7 @@ def build_conditioning(
     embeds: dict[tuple[str, bool], tuple[Any, Any]] = {}
     for pos, neg in schedule:
         for text, negative_side in ((pos, False), (neg, True)):
-            if (text, negative_side) not in embeds:
+            if (text, negative_side) not in embeds and (guidance or not negative_side):
                 embeds[(text, negative_side)] = encoder.encode(text)
     length = max(e.shape[1] for e, _ in embeds.values())
     for key, (emb, pooled) in embeds.items():
@@ -261,6 +264,11 @@ def build_conditioning(
         if negative_side and text == "" and zero_empty_negative:  # diffusers and A1111 zero it
             emb, pooled = torch.zeros_like(emb), torch.zeros_like(pooled)
         embeds[key] = (emb, pooled)
+    if not guidance:
+        emb, pooled = next(iter(embeds.values()))
+        unused = (torch.zeros_like(emb), None if pooled is None else torch.zeros_like(pooled))
+        for _, neg in schedule:
+            embeds[(neg, True)] = unused
 
     pos, neg = schedule[0]
     kwargs: dict[str, Any] = {"prompt_embeds": embeds[(pos, False)][0], "negative_prompt_embeds": embeds[(neg, True)][0]}

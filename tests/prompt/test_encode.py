@@ -223,3 +223,23 @@ def test_fuzzed_prompts_always_encode(sd15, prompt, steps):
     kw = cond.pipeline_kwargs
     assert kw["prompt_embeds"].shape == kw["negative_prompt_embeds"].shape
     assert torch.isfinite(kw["prompt_embeds"]).all()
+
+
+@pytest.mark.parametrize("arch", ["sd15", "sdxl"])
+def test_no_guidance_skips_the_negative_pass_and_keeps_the_image(arch, sd15, sdxl):
+    pipe = sd15 if arch == "sd15" else sdxl
+    calls = []
+    handle = pipe.text_encoder.register_forward_hook(lambda *a: calls.append(1))
+    try:
+        full = build_conditioning(pipe, "a cat", "blurry", guidance=True)
+        with_negative = len(calls)
+        calls.clear()
+        lean = build_conditioning(pipe, "a cat", "blurry", guidance=False)
+        assert len(calls) < with_negative
+    finally:
+        handle.remove()
+    assert torch.count_nonzero(lean.pipeline_kwargs["negative_prompt_embeds"]) == 0
+    assert lean.pipeline_kwargs["negative_prompt_embeds"].shape == full.pipeline_kwargs["negative_prompt_embeds"].shape
+    a = _image(pipe, full, cfg=1.0)
+    b = _image(pipe, lean, cfg=1.0)
+    assert np.array_equal(np.asarray(a), np.asarray(b))
