@@ -176,19 +176,15 @@ SDXL_FULL_UNET = dict(
     norm_num_groups=32,
 )
 #: SD 2.x base / SD-Turbo (the ``cepat`` package) U-Net and OpenCLIP-H text encoder.
-SD2_FULL_UNET = dict(
-    sample_size=64,
-    in_channels=4,
-    out_channels=4,
-    layers_per_block=2,
-    block_out_channels=(320, 640, 1280, 1280),
-    down_block_types=("CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "DownBlock2D"),
-    up_block_types=("UpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D"),
-    attention_head_dim=(5, 10, 20, 20),
-    use_linear_projection=True,
-    cross_attention_dim=1024,
-    norm_num_groups=32,
-)
+from gambarkan.testing import SD15_FULL_UNET  # noqa: E402 (pure data, no torch)
+
+SD2_FULL_UNET = {
+    **SD15_FULL_UNET,
+    # what SD 2.x changes in the SD 1.5 U-Net: per-block heads, linear projections, OpenCLIP width
+    "attention_head_dim": (5, 10, 20, 20),
+    "use_linear_projection": True,
+    "cross_attention_dim": 1024,
+}
 SD2_FULL_TEXT = dict(
     vocab_size=49408, hidden_size=1024, intermediate_size=4096, num_hidden_layers=23, num_attention_heads=16,
     max_position_embeddings=77, hidden_act="gelu", projection_dim=512, bos_token_id=0, eos_token_id=2, pad_token_id=1,
