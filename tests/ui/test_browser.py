@@ -55,6 +55,20 @@ def page():
             browser.close()
 
 
+def type_number(page, selector: str, value: str) -> None:
+    """Type into a number field the way a person does (select, type, leave the field), then check it took.
+
+    A bare ``fill`` was once lost on a busy CI machine (the run went out with the old values),
+    so the value is typed key by key, committed with Tab, and read back before going on.
+    """
+    field = page.locator(selector)
+    field.click()
+    field.press("Control+a")
+    field.press_sequentially(value)
+    field.press("Tab")
+    playwright_api.expect(field).to_have_value(value)
+
+
 def test_indonesian_prompt_to_gallery_then_english(ui_url: str, page, ui_settings) -> None:
     from PIL import Image
 
@@ -97,7 +111,7 @@ def test_indonesian_prompt_to_gallery_then_english(ui_url: str, page, ui_setting
 
     # A long run shows its steps and stops when cancelled.
     for field, value in (("steps", "150"), ("width", "256"), ("height", "256")):
-        page.locator(f"#gk-{field} input").fill(value)
+        type_number(page, f"#gk-{field} input", value)
     page.locator("button#gk-generate").click()
     expect(page.locator("#gk-status")).to_contain_text("Langkah", timeout=TIMEOUT_MS)
     expect(page.locator("#gk-status progress")).to_be_attached()
@@ -128,7 +142,7 @@ def test_indonesian_prompt_to_gallery_then_english(ui_url: str, page, ui_setting
     expect(page.locator("button#gk-generate")).to_have_text("Generate")
     expect(page.locator("#gk-prompt label, #gk-prompt span").first).to_contain_text("Prompt")
     expect(page.locator("#gk-negative")).to_contain_text("Negative prompt")
-    page.locator("#gk-width input").fill("510")  # not a multiple of 8: refused, explained in English
+    type_number(page, "#gk-width input", "510")  # not a multiple of 8: refused, explained in English
     page.locator("button#gk-generate").click()
     expect(page.locator("#gk-status")).to_contain_text("One of the settings cannot be used.")
     expect(page.locator("#gk-status")).to_contain_text("width 510 is not a multiple of 8 (try 512)")
