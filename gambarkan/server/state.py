@@ -222,20 +222,22 @@ class ServerState:
         return "/api/images/" + quote(relative.as_posix())
 
     def image_path(self, name: str) -> Path:
-        """The PNG file ``name`` inside the output folder; refuses anything that would leave it."""
+        """The PNG file ``name`` inside the output folder; refuses anything that would leave it.
+
+        ``safe_join`` (the one guard for user-given names) decides; hidden files and anything
+        that is not a PNG are never served either.
+        """
+        from gambarkan.paths import UnsafePathError, safe_join
         from gambarkan.server.errors import NotFoundError
 
-        if not name or "\x00" in name or "\\" in name or name.startswith("/") or re.match(r"^[A-Za-z]:", name):
-            raise ImageNameError("invalid image name", "use the url given in the job result")
-        parts = PurePosixPath(name).parts
-        if any(part in ("..", ".") or part.startswith(".") for part in parts):
+        try:
+            path = safe_join(self.settings.output_dir, name, "image name")
+        except UnsafePathError:
+            raise ImageNameError(
+                "image names cannot leave the output folder", "use the url given in the job result"
+            ) from None
+        if any(part.startswith(".") for part in PurePosixPath(name).parts):
             raise ImageNameError("image names cannot leave the output folder", "use the url given in the job result")
-        if not name.lower().endswith(".png"):
-            raise NotFoundError(f"no image named '{name}'", "only PNG files from the output folder are served")
-        root = Path(self.settings.output_dir).resolve()
-        path = (root / name).resolve()
-        if not path.is_relative_to(root):
-            raise ImageNameError("image names cannot leave the output folder", "use the url given in the job result")
-        if not path.is_file():
+        if not name.lower().endswith(".png") or not path.is_file():
             raise NotFoundError(f"no image named '{name}'", "use the url given in the job result")
         return path
