@@ -240,6 +240,8 @@ def translate_prompt(text: str, translator: str = "auto", settings: Settings | N
     try:
         english = _run(backend_name, sources, src_langs, cache, offline or name == "auto")
     except GambarkanError as exc:
+        if backend_name == "nllb" and "CC-BY-NC" not in str(exc):
+            exc.message += "; note: " + notes[-1]  # the licence is shown even before the weights exist
         if name not in ("auto", "google"):
             raise
         notes.append(f"{backend_name} unavailable ({exc.message}); used the offline glossary instead")

@@ -97,6 +97,18 @@ def test_bad_lines_are_reported_with_their_place(tmp_path: Path) -> None:
         ("lukisan cat air perahu nelayan", "watercolor painting of a fishing boat"),
         ("secangkir kopi", "a cup of coffee"),
         ("patung marmer seorang dewi", "marble statue of a goddess"),
+        # a set phrase ("di bawah pohon" = "under a tree") gives way to a longer noun phrase
+        ("di bawah pohon, pagi hari", "under a tree, morning"),
+        ("duduk di bawah pohon beringin tua", "sitting under an old banyan tree"),
+        ("berdiri di bawah pohon sakura yang sedang mekar", "standing under a blooming cherry blossom tree"),
+        ("di bawah langit biru", "under the blue sky"),
+        # "penuh" before a noun is "full of" + plural, alone it is "full"
+        ("langit malam penuh bintang", "night sky full of stars"),
+        ("perahu penuh buah-buahan", "boat full of fruits"),
+        ("gelas penuh", "full glass"),
+        # an unknown me-/ber-/di- word stays where it was instead of scrambling the phrase
+        ("robot raksasa menggebuki gedung tinggi", "giant robot menggebuki a tall building"),
+        ("robot raksasa menghancurkan gedung-gedung tinggi", "giant robot destroying tall buildings"),
     ],
 )
 def test_grammar(g: GlossaryTranslator, source: str, english: str) -> None:

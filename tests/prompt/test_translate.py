@@ -82,8 +82,9 @@ def test_explicit_marian_without_weights_is_one_clear_error() -> None:
 
 
 def test_nllb_shows_its_licence_even_when_it_fails() -> None:
-    with pytest.raises(GambarkanError, match="nllb"):
+    with pytest.raises(GambarkanError, match="nllb") as failed:
         translate_prompt("omah gedhe", "nllb", offline=True)
+    assert "CC-BY-NC 4.0: non-commercial use only" in str(failed.value)
     t = translate_prompt("omah gedhe ing alas", "glossary")
     assert any("nllb" in n for n in t.notes)  # regional phrase: suggests nllb
 

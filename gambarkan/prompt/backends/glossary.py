@@ -27,6 +27,7 @@ LOCATIVE = {"on", "at", "in"}
 VOWEL_SOUND_EXCEPTIONS_A = ("uni", "use", "usu", "eu", "one", "once", "ukulele", "utop")
 VOWEL_SOUND_EXCEPTIONS_AN = ("hour", "honest", "honou", "heir", "8", "11", "18")
 
+UNKNOWN_VERB = re.compile(r"(?:mem|men|meng|meny|ber|di|ter)[a-z]{3,}$")
 TOKEN_RE = re.compile(r"[^\W\d_]+(?:[-'][^\W\d_]+)*|\d+(?:[.,]\d+)*[^\W_]*|\S")
 NO_SPACE_BEFORE = set(".,;:!?)]}%")
 NO_SPACE_AFTER = set("([{")
@@ -397,7 +398,7 @@ class GlossaryTranslator:
                 if not all(w[0].isalpha() for w in words):
                     continue
                 found = self.lex.lookup(" ".join(words))
-                if found:
+                if found and not (n > 2 and all(e.pos == "prep" for e in found) and self._noun_goes_on(raw, i + n)):
                     match = (n, found)
                     break
             if match:
@@ -431,6 +432,19 @@ class GlossaryTranslator:
             else:
                 merged.append(tok)
         return merged
+
+    def _noun_goes_on(self, raw: list[str], k: int) -> bool:
+        """Whether ``raw[k]`` continues a noun that a set phrase would cut off.
+
+        "di bawah pohon" means "under a tree", but in "di bawah pohon beringin" the tree is a
+        banyan tree: the set phrase must give way to "di bawah" + the longer noun phrase.
+        """
+        if k >= len(raw) or not raw[k][0].isalpha() or raw[k] in ("AND", "BREAK"):
+            return False
+        tok = analyze_word(raw[k], self.lex)
+        if tok is None:
+            return not raw[k][0].isupper() and raw[k].lower() not in english_words()
+        return tok.entries[0].pos in ("n", "adj", "name") or tok.entries[0].source == "yang"
 
     def _ber_phrase(self, raw: list[str], i: int) -> tuple[int, Tok] | None:
         """ber- on the first word of a phrase: "berbaju zirah" -> ber + "baju zirah"."""
@@ -495,6 +509,11 @@ class GlossaryTranslator:
             if tok.kind == "num":
                 start_det(tok.text, tok.text != "1")
                 prev = "num"
+                continue
+            if tok.kind == "unk" and UNKNOWN_VERB.match(tok.text.lower()):
+                flush(article=True)  # an unknown me-/ber-/di- word is most likely a verb: keep it in place
+                out.append(tok.text)
+                prev = "v"
                 continue
             if tok.kind in ("en", "name", "unk"):
                 self._add_word(np, tok.text, tok.kind)
@@ -562,9 +581,15 @@ class GlossaryTranslator:
                 continue
             if e.pos == "v" or (verb is not None and noun is None and adj is None):
                 v = verb or e
+                if v.get("adj") and not any(t.kind != "punct" for t in toks[j + 1 : j + 2]):
+                    np.add_mod(ADJ_ORDER["quality"], v.get("adj") or "")  # "gelas penuh" -> "full glass"
+                    prev = "adj"
+                    continue
                 flush(article=True)
                 if v.english:
                     out.append(v.english)
+                if "pl" in v.flags:  # "penuh bunga" -> "full of flowers"
+                    np.article, np.plural = False, True
                 prev = "v"
                 continue
 
