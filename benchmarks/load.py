@@ -54,7 +54,13 @@ async def client(url: str, index: int, until: float, latencies: list[float], err
     async with httpx.AsyncClient(base_url=url, headers={"Authorization": f"Bearer {KEY}"}, timeout=300) as http:
         n = 0
         while time.monotonic() < until:
-            body = {"prompt": f"a red boat {index}-{n}", "seed": index * 1000 + n, "steps": 2, "width": 64, "height": 64}
+            body = {
+                "prompt": f"a red boat {index}-{n}",
+                "seed": index * 1000 + n,
+                "steps": 2,
+                "width": 64,
+                "height": 64,
+            }
             started = time.monotonic()
             try:
                 response = await http.post("/sdapi/v1/txt2img", json=body)
@@ -75,6 +81,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=60.0)
     parser.add_argument("--warmup", type=int, default=5, help="requests before memory is measured")
     parser.add_argument("--model", default=None, help="model folder (default: a tiny random SD 1.5 model)")
+    parser.add_argument("--samples", type=int, default=10, help="RSS samples taken through the run")
     args = parser.parse_args(argv)
 
     home = Path(tempfile.mkdtemp(prefix="gambarkan-load-"))
@@ -94,20 +101,32 @@ def main(argv: list[str] | None = None) -> int:
     started = time.monotonic()
     until = started + args.seconds
 
+    rss_series: list[int] = []
+
+    async def sample_rss() -> None:
+        step = args.seconds / max(args.samples, 1)
+        while time.monotonic() < until:
+            await asyncio.sleep(min(step, max(until - time.monotonic(), 0)))
+            rss_series.append(process.memory_info().rss)
+
     async def run_all() -> None:
-        await asyncio.gather(*(client(url, i, until, latencies, errors) for i in range(args.clients)))
+        clients = [client(url, i, until, latencies, errors) for i in range(args.clients)]
+        await asyncio.gather(sample_rss(), *clients)
 
     asyncio.run(run_all())
     elapsed = time.monotonic() - started
     gc.collect()
     rss_end = process.memory_info().rss
+    rss_mid = rss_series[len(rss_series) // 2 - 1] if len(rss_series) >= 2 else rss_start
     server.should_exit = True  # type: ignore[attr-defined]
     lat = sorted(latencies)
     p50 = statistics.median(lat) if lat else float("nan")
     p95 = lat[min(len(lat) - 1, int(0.95 * len(lat)))] if lat else float("nan")
     print(f"clients {args.clients}, {elapsed:.0f} s, served {len(lat)} ({len(lat) / elapsed:.2f}/s), "
           f"p50 {p50:.2f} s, p95 {p95:.2f} s, errors {len(errors)}, "
-          f"RSS {rss_start / 2**20:.0f} -> {rss_end / 2**20:.0f} MiB ({(rss_end - rss_start) / 2**20:+.0f} MiB)")  # fmt: skip
+          f"RSS {rss_start / 2**20:.0f} -> {rss_end / 2**20:.0f} MiB ({(rss_end - rss_start) / 2**20:+.0f} MiB), "
+          f"second half {(rss_end - rss_mid) / 2**20:+.0f} MiB")  # fmt: skip
+    print("RSS samples (MiB):", " ".join(f"{r / 2**20:.0f}" for r in rss_series))
     for error in errors[:5]:
         print("  error:", error)
     return 1 if errors else 0
