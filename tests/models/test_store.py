@@ -299,3 +299,53 @@ def test_folder_variant_tells_fp16_only_folders(tmp_path: Path, tiny_folder: Pat
     assert store.folder_variant(tiny_folder) is None
     tiny_pipeline().save_pretrained(tmp_path / "half", variant="fp16")
     assert store.folder_variant(tmp_path / "half") == "fp16"
+
+
+def test_models_commands_pull_list_info_rm_against_the_hub(hub: FakeHub, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The user's path: add a Hub package, pull it, see it installed, rm asks unless --yes."""
+    from click.testing import CliRunner
+
+    from gambarkan.cli import main
+
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+
+    def invoke(*args: str, answer: str | None = None):
+        return CliRunner().invoke(main, list(args), input=answer, catch_exceptions=False)
+
+    def listed() -> dict:
+        result = invoke("models", "list", "--json")
+        assert result.exit_code == 0, result.output
+        return next(p for p in json.loads(result.stdout)["packages"] if p["name"] == "dari-hub")
+
+    assert invoke("models", "add", "dari-hub", REPO, "--revision", COMMIT).exit_code == 0
+    assert listed()["installed"] is False
+
+    pulled = invoke("models", "pull", "dari-hub", "--quiet")
+    assert pulled.exit_code == 0, pulled.output
+    assert "is ready" in pulled.output
+    weights_fetched = sum(1 for m, p, _ in hub.log if m == "GET" and p.endswith(".safetensors"))
+    assert weights_fetched == len(_weights(hub))
+    row = listed()
+    on_disk = sum(len(data) for data in hub.files.values())
+    assert row["installed"] is True and row["size_mb"] == round(on_disk / 2**20)
+
+    info = json.loads(invoke("models", "info", "dari-hub", "--json").stdout)
+    folder = Path(info["path"])
+    assert info["installed"] and info["revision"] == COMMIT
+    assert (folder / "model_index.json").read_bytes() == hub.files["model_index.json"]
+
+    again = invoke("models", "pull", "dari-hub")
+    assert "already downloaded" in again.output
+    assert sum(1 for m, p, _ in hub.log if m == "GET" and p.endswith(".safetensors")) == weights_fetched
+
+    kept = invoke("models", "rm", "dari-hub", answer="n\n")
+    assert kept.exit_code == 0 and "nothing removed" in kept.output
+    assert listed()["installed"] is True and (folder / "model_index.json").is_file()
+
+    removed = invoke("models", "rm", "dari-hub", answer="y\n")
+    assert removed.exit_code == 0 and "removed dari-hub" in removed.output
+    assert not folder.exists()
+    assert "dari-hub" not in invoke("models", "list", "--json").stdout
+
+    unknown = invoke("models", "rm", "dari-hub", "--yes")
+    assert unknown.exit_code == 2 and unknown.output.startswith("gambarkan: error:") and "Traceback" not in unknown.output

@@ -313,3 +313,53 @@ def test_broken_history_never_costs_an_image(
     )
     assert result.paths[0].is_file()
     assert "not saved in the history" in caplog.text
+
+
+def test_server_requests_add_rows_labelled_server(tiny_sd15_dir: Path, tmp_path: Path):
+    """A1111 and OpenAI requests through the real app and engine each leave a done row."""
+    pytest.importorskip("fastapi")
+    from fastapi.testclient import TestClient
+
+    from gambarkan.config import Settings
+    from gambarkan.server.app import create_app
+    from gambarkan.server.state import ServerConfig
+
+    key = "k-history-0123456789"
+    app = create_app(Settings.from_env(), config=ServerConfig(model=str(tiny_sd15_dir), api_keys=[key], max_steps=50))
+    auth = {"Authorization": f"Bearer {key}"}
+    with TestClient(app) as client:
+        a1111 = client.post(
+            "/sdapi/v1/txt2img",
+            headers=auth,
+            json={"prompt": "rumah merah", "steps": 2, "width": 64, "height": 64, "seed": 4, "cfg_scale": 5},
+        )
+        assert a1111.status_code == 200, a1111.text
+        openai = client.post(
+            "/v1/images/generations",
+            headers=auth,
+            json={"prompt": "a blue boat", "size": "64x64", "steps": 2, "seed": 9, "response_format": "b64_json"},
+        )
+        assert openai.status_code == 200, openai.text
+    with History.open() as store:
+        newest, oldest = store.search()
+    assert [oldest["original_prompt"], newest["original_prompt"]] == ["rumah merah", "a blue boat"]
+    assert {oldest["surface"], newest["surface"]} == {"server"}
+    assert oldest["status"] == newest["status"] == "done"
+    assert (oldest["seed"], oldest["steps"], oldest["cfg"]) == (4, 2, 5.0) and newest["seed"] == 9
+    assert oldest["model"] == newest["model"] == "tiny-sd15"
+
+
+def test_outputs_go_to_a_folder_per_day_unless_told(engine, tiny_sd15_dir: Path, tmp_path: Path):
+    import datetime
+
+    from gambarkan.config import Settings
+
+    result = engine.generate(GenerationRequest(prompt="a cat", model=str(tiny_sd15_dir), seed=1, **SMALL))
+    (path,) = result.paths
+    assert path.parent == Settings.from_env().output_dir / datetime.date.today().isoformat()
+    assert path.is_file()
+    chosen = engine.generate(GenerationRequest(prompt="a cat", model=str(tiny_sd15_dir), seed=1, out_dir=str(tmp_path / "drive"), **SMALL))
+    assert chosen.paths[0].parent == tmp_path / "drive"
+    with History.open() as store:
+        rows = store.search()
+    assert [r["paths"] for r in rows] == [[str(chosen.paths[0])], [str(path)]]
