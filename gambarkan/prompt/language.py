@@ -174,9 +174,20 @@ def indonesian_leftovers(text: str, keep: set[str] | None = None) -> list[str]:
         low = w.lower()
         if low in keep or w[:1].isupper():
             continue
-        if is_indonesian_word(low, lex):
+        if is_indonesian_word(low, lex) or _unknown_affixed(low, lex):
             out.append(w)
     return out
+
+
+def _unknown_affixed(low: str, lex: Lexicon) -> bool:
+    """An unknown word shaped like an affixed Indonesian verb ("menghancurkan", "dibajak").
+
+    Stricter than the glossary's guess, so English words ("memorial", "terrace") never count.
+    """
+    return bool(_AFFIXED.match(low)) and low not in lex.english_words and low not in english_words()
+
+
+_AFFIXED = re.compile(r"(?:meng|meny)[a-z]{3,}$|(?:mem|men|ber|di|ter|per)[a-z]{3,}(?:kan|nya)$")
 
 
 @lru_cache(maxsize=1)

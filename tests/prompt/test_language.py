@@ -65,3 +65,8 @@ def test_leftovers_ignore_names_and_kept_culture_words() -> None:
     assert indonesian_leftovers("black cat sleeping on a kasur") == ["kasur"]
     assert indonesian_leftovers("woman in a red kebaya blouse near Borobudur, batik pattern") == []
     assert is_indonesian_word("memakai") and not is_indonesian_word("cat")
+
+
+def test_leftovers_count_unknown_affixed_verbs_but_not_english_lookalikes() -> None:
+    assert indonesian_leftovers("giant robot menghancurkan tall buildings, dibersihkan") == ["menghancurkan", "dibersihkan"]
+    assert indonesian_leftovers("mermaid at a memorial, mentor on a terrace, beret, dinosaur, digital art") == []

@@ -167,3 +167,24 @@ def test_cli_translate(tmp_path: Path) -> None:
     assert res.exit_code == 2
     assert "gambarkan: error: unknown translator 'marin'" in res.stderr
     assert "Traceback" not in res.output
+
+
+def test_cli_generate_shows_the_translation_on_stderr_and_keeps_both_prompts(tiny_sd15_dir: Path, tmp_path: Path) -> None:
+    from gambarkan.cli import main
+    from gambarkan.outputs.png import read_parameters
+
+    env = {"GAMBARKAN_HOME": str(tmp_path / "home")}
+    args = ["generate", "(kucing oranye:1.2) tidur di sofa, 8k", "--model", str(tiny_sd15_dir), "--steps", "1",
+            "--width", "64", "--height", "64", "--seed", "1", "--out", str(tmp_path), "-t", "glossary"]
+    res = CliRunner().invoke(main, args, env=env)
+    assert res.exit_code == 0, res.output
+    assert "Terjemahan (glossary): (orange cat:1.2) sleeping on a sofa, 8k" in res.stderr
+    assert "Terjemahan" not in res.stdout
+    params = read_parameters(Path(res.stdout.strip().splitlines()[-1]))
+    assert params["prompt"] == "(orange cat:1.2) sleeping on a sofa, 8k"
+    assert params["Original prompt"] == "(kucing oranye:1.2) tidur di sofa, 8k"
+
+    res = CliRunner().invoke(main, [*args, "--no-translate"], env=env)
+    assert res.exit_code == 0, res.output
+    assert "Terjemahan" not in res.stderr
+    assert read_parameters(Path(res.stdout.strip().splitlines()[-1]))["prompt"] == "(kucing oranye:1.2) tidur di sofa, 8k"
