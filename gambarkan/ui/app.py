@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from gambarkan.errors import GambarkanError, InvalidRequestError
-from gambarkan.ui.i18n import DEFAULT_LANG, LANGUAGES, explain_error, t
+from gambarkan.ui.i18n import DEFAULT_LANG, LANGUAGES, STRINGS, decimal, explain_error, t
 
 POLL_SECONDS = 0.2
 PREVIEW_EVERY = 2  # a latent preview every 2 denoising steps
@@ -37,8 +37,8 @@ class UIContext:
 # --- plain helpers (no Gradio), tested directly ------------------------------------------------
 
 
-def _mb(value: float) -> str:
-    return f"{value / 1024:.1f} GB" if value >= 1024 else f"{value:.0f} MB"
+def _mb(value: float, lang: str = DEFAULT_LANG) -> str:
+    return f"{decimal(value / 1024, lang)} GB" if value >= 1024 else f"{value:.0f} MB"
 
 
 def package_choices(settings: Any, lang: str = DEFAULT_LANG) -> list[tuple[str, str]]:
@@ -72,7 +72,7 @@ def package_info(name: str, settings: Any, lang: str = DEFAULT_LANG) -> str:
     except GambarkanError as exc:
         return explain_error(exc, lang)
     state = t("downloaded" if installed else "not_downloaded", lang)
-    return t("package_info", lang, description=spec.description(lang), size=_mb(spec.download_mb), state=state, license=spec.license)
+    return t("package_info", lang, description=spec.description(lang), size=_mb(spec.download_mb, lang), state=state, license=spec.license)
 
 
 def package_kind(name: str, settings: Any) -> str:
@@ -103,16 +103,18 @@ def preview_translation(text: str, enabled: bool, translator: str, settings: Any
     return result.english, t("preview_info_auto", lang, backend=result.backend)
 
 
-def _number(value: Any, label: str, lang: str, kind: type = int) -> Any:
+def _number(value: Any, key: str, lang: str, kind: type = int) -> Any:
+    """A form number, or None when empty; ``key`` is the field's label key, named in the error."""
     if value is None or value == "":
         return None
     try:
         return kind(value)
     except (TypeError, ValueError):
+        label = t(key, lang).split(" (")[0].split(":")[0]  # "Langkah (0 = bawaan paket)" -> "Langkah"
         raise InvalidRequestError(t("error_bad_number", lang, field=label)) from None
 
 
-def form_fields(form: dict[str, Any], lang: str = DEFAULT_LANG) -> dict[str, Any]:
+def form_fields(form: dict[str, Any], lang: str = DEFAULT_LANG, settings: Any = None) -> dict[str, Any]:
     """GenerationRequest fields from the form's values; 0 / -1 / "package default" mean unset.
 
     An edited translation preview is used as the prompt with translation switched off (the
@@ -135,7 +137,7 @@ def form_fields(form: dict[str, Any], lang: str = DEFAULT_LANG) -> dict[str, Any
     seed = _number(form.get("seed"), "seed", lang)
     fields["seed"] = -1 if seed is None or seed < 0 else seed
     fields["batch_size"] = _number(form.get("batch_size"), "batch_size", lang) or 1
-    fields["count"] = _number(form.get("count"), "count", lang) or 1
+    fields["count"] = _number(form.get("count"), "batch_count", lang) or 1
     if not form.get("translate", True):
         fields["translate"] = False
     elif form.get("edited") and str(form.get("preview") or "").strip():
@@ -144,7 +146,7 @@ def form_fields(form: dict[str, Any], lang: str = DEFAULT_LANG) -> dict[str, Any
         if fields["negative_prompt"].strip():
             from gambarkan.prompt.translate import translate_prompt
 
-            fields["negative_prompt"] = translate_prompt(fields["negative_prompt"], form.get("translator") or "auto").english
+            fields["negative_prompt"] = translate_prompt(fields["negative_prompt"], form.get("translator") or "auto", settings).english
     elif form.get("translator"):
         fields["translator"] = form["translator"]
     return fields
@@ -166,13 +168,28 @@ def status_markdown(job: Any, position: int | None, lang: str) -> str:
     return f"{t('status_step', lang, step=job.step, steps=job.steps, image=image, images=total)}\n\n{bar}"
 
 
+HISTORY_COLUMNS = ("col_id", "col_when", "col_status", "col_prompt", "col_package", "col_seed")
+MODEL_COLUMNS = ("col_name", "col_title", "col_kind", "col_size", "col_installed", "col_license")
+
+
+def table(rows: list[list[Any]], columns: tuple[str, ...], lang: str) -> dict[str, Any]:
+    """A Dataframe value whose column headers are in ``lang`` (a plain list would keep the old ones)."""
+    return {"headers": [t(key, lang) for key in columns], "data": rows}
+
+
+def run_status(status: str | None, lang: str) -> str:
+    """A history row's status (done, cancelled, failed, running, interrupted) in ``lang``."""
+    key = f"run_{status}"
+    return t(key, lang) if key in STRINGS else str(status or "")
+
+
 def history_rows(settings: Any, text: str = "", lang: str = DEFAULT_LANG) -> list[list[Any]]:
     from gambarkan.outputs.history import History
 
     with History.open(settings) as history:
         records = history.search(text or None, limit=50)
-    return [[r["id"], (r.get("created_at") or "")[:19].replace("T", " "), r.get("status"), r.get("original_prompt") or r.get("prompt"),
-             r.get("preset") or r.get("model") or "", r.get("seed")] for r in records]
+    return [[r["id"], (r.get("created_at") or "")[:19].replace("T", " "), run_status(r.get("status"), lang),
+             r.get("original_prompt") or r.get("prompt"), r.get("preset") or r.get("model") or "", r.get("seed")] for r in records]
 
 
 def model_rows(settings: Any, lang: str = DEFAULT_LANG) -> tuple[list[list[Any]], int]:
@@ -188,7 +205,7 @@ def model_rows(settings: Any, lang: str = DEFAULT_LANG) -> tuple[list[list[Any]]
         except Exception:  # noqa: BLE001 - one broken record must not hide the table
             installed, size = False, 0
         used += size
-        rows.append([name, spec.title(lang), spec.kind, _mb(size / 2**20) if size else _mb(spec.download_mb),
+        rows.append([name, spec.title(lang), spec.kind, _mb(size / 2**20, lang) if size else _mb(spec.download_mb, lang),
                      t("yes" if installed else "no", lang), spec.license])
     return rows, used
 
@@ -289,7 +306,7 @@ def build_ui(settings: Any = None, queue: Any = None, engine: Any = None, lang: 
                 with gr.Row():
                     history_query = L(gr.Textbox(label=t("history_search", lang), scale=4, elem_id="gk-history-search"), label="history_search")
                     history_btn = L(gr.Button(t("history_refresh", lang), scale=1, elem_id="gk-history-refresh"), value="history_refresh")
-                history_table = L(gr.Dataframe(headers=[t(k, lang) for k in ("col_id", "col_when", "col_status", "col_prompt", "col_package", "col_seed")],
+                history_table = L(gr.Dataframe(headers=[t(k, lang) for k in HISTORY_COLUMNS],
                                                interactive=False, label=t("history_table", lang), elem_id="gk-history"), label="history_table")
                 with gr.Row():
                     history_id = L(gr.Number(None, label=t("history_id", lang), precision=0, elem_id="gk-history-id"), label="history_id")
@@ -297,7 +314,7 @@ def build_ui(settings: Any = None, queue: Any = None, engine: Any = None, lang: 
                     history_delete = L(gr.Button(t("history_delete", lang), variant="stop", elem_id="gk-history-delete"), value="history_delete")
                 history_status = gr.Markdown("", elem_id="gk-history-status")
             with L(gr.Tab(t("tab_models", lang), id="models"), label="tab_models"):
-                models_table = L(gr.Dataframe(headers=[t(k, lang) for k in ("col_name", "col_title", "col_kind", "col_size", "col_installed", "col_license")],
+                models_table = L(gr.Dataframe(headers=[t(k, lang) for k in MODEL_COLUMNS],
                                               interactive=False, label=t("models_table", lang), elem_id="gk-models"), label="models_table")
                 models_disk = gr.Markdown("", elem_id="gk-models-disk")
                 with gr.Row():
@@ -337,7 +354,7 @@ def build_ui(settings: Any = None, queue: Any = None, engine: Any = None, lang: 
             from gambarkan.server.jobs import DONE, Job
 
             try:
-                job = Job(GenerationRequest(**form_fields(form, lang)), source="ui", preview_every=PREVIEW_EVERY)
+                job = Job(GenerationRequest(**form_fields(form, lang, ctx.settings)), source="ui", preview_every=PREVIEW_EVERY)
                 ctx.queue.submit(job)
             except GambarkanError as exc:
                 yield explain_error(exc, lang), None, gr.update(), gr.update(), gr.update()
@@ -365,7 +382,7 @@ def build_ui(settings: Any = None, queue: Any = None, engine: Any = None, lang: 
                 job.release()  # the queue keeps finished jobs; they should not keep our pixels
             items = [(str(img.path) if img.path else img.image, image_caption(img, lang)) for img in result.images]
             results = [{"path": str(img.path) if img.path else None, "seed": img.seed, "parameters": img.parameters} for img in result.images]
-            lines = [t("status_done", lang, count=len(result.images), seconds=time.perf_counter() - started, seed=result.seed)]
+            lines = [t("status_done", lang, count=len(result.images), seconds=decimal(time.perf_counter() - started, lang), seed=result.seed)]
             if result.prompt != result.original_prompt:
                 lines.append(t("status_translated", lang, prompt=result.prompt))
             yield "\n\n".join(lines), None, items, results, result.seed
@@ -422,7 +439,7 @@ def build_ui(settings: Any = None, queue: Any = None, engine: Any = None, lang: 
                 rows = history_rows(ctx.settings, text, lang)
             except GambarkanError as exc:
                 return gr.update(), explain_error(exc, lang)
-            return rows, "" if rows else t("history_empty", lang)
+            return table(rows, HISTORY_COLUMNS, lang), "" if rows else t("history_empty", lang)
 
         history_btn.click(on_history, [history_query, lang_state], [history_table, history_status])
         history_query.submit(on_history, [history_query, lang_state], [history_table, history_status])
@@ -449,14 +466,15 @@ def build_ui(settings: Any = None, queue: Any = None, engine: Any = None, lang: 
             except (GambarkanError, TypeError, ValueError) as exc:
                 err = exc if isinstance(exc, GambarkanError) else InvalidRequestError(t("error_bad_number", lang, field=t("history_id", lang)))
                 return gr.update(), explain_error(err, lang)
-            return history_rows(ctx.settings, text, lang), t("history_deleted", lang, id=int(row_id), files=len(removed))
+            rows = table(history_rows(ctx.settings, text, lang), HISTORY_COLUMNS, lang)
+            return rows, t("history_deleted", lang, id=int(row_id), files=len(removed))
 
         history_delete.click(on_history_delete, [history_id, history_query, lang_state], [history_table, history_status])
 
         # -- models tab ------------------------------------------------------------------------------------
         def on_models(lang: str) -> tuple[Any, str]:
             rows, used = model_rows(ctx.settings, lang)
-            return rows, t("models_disk", lang, size=_mb(used / 2**20))
+            return table(rows, MODEL_COLUMNS, lang), t("models_disk", lang, size=_mb(used / 2**20, lang))
 
         models_refresh.click(on_models, [lang_state], [models_table, models_disk])
 
@@ -466,18 +484,16 @@ def build_ui(settings: Any = None, queue: Any = None, engine: Any = None, lang: 
 
             try:
                 if not name:
-                    raise InvalidRequestError(t("select_first", lang))
+                    raise InvalidRequestError(t("select_package", lang))
                 store.pull(get_package(name, ctx.settings), ctx.settings, show_progress=True)
             except GambarkanError as exc:
-                rows, used = model_rows(ctx.settings, lang)
-                return explain_error(exc, lang), rows, t("models_disk", lang, size=_mb(used / 2**20)), package_info(name or "", ctx.settings, lang)
-            rows, used = model_rows(ctx.settings, lang)
-            return t("models_downloaded", lang, name=name), rows, t("models_disk", lang, size=_mb(used / 2**20)), package_info(name, ctx.settings, lang)
+                return (explain_error(exc, lang), *on_models(lang), package_info(name or "", ctx.settings, lang))
+            return (t("models_downloaded", lang, name=name), *on_models(lang), package_info(name, ctx.settings, lang))
 
         models_download.click(on_download, [models_pick, lang_state], [models_status, models_table, models_disk, package_md])
 
         # -- language switch -------------------------------------------------------------------------------
-        def on_language(new_lang: str, package_name: str, text: str, enabled: bool, backend: str) -> list[Any]:
+        def on_language(new_lang: str, package_name: str, text: str, enabled: bool, backend: str, sampler_v: str, query: str) -> list[Any]:
             updates = []
             for component, keys in labels:
                 changes: dict[str, Any] = {}
@@ -487,14 +503,22 @@ def build_ui(settings: Any = None, queue: Any = None, engine: Any = None, lang: 
                     else:
                         changes[attribute] = t(key, new_lang)
                 updates.append(gr.update(**changes))
+            components = [c for c, _ in labels]
             sampler_names = [t("from_package", new_lang)] + [s.name for s in SAMPLERS]
-            updates[[c for c, _ in labels].index(sampler)] = gr.update(label=t("sampler", new_lang), choices=sampler_names, value=sampler_names[0])
-            updates[[c for c, _ in labels].index(package)] = gr.update(label=t("package", new_lang), choices=package_choices(ctx.settings, new_lang))
+            kept = sampler_v if sampler_v in sampler_names[1:] else sampler_names[0]  # a chosen sampler survives the switch
+            updates[components.index(sampler)] = gr.update(label=t("sampler", new_lang), choices=sampler_names, value=kept)
+            updates[components.index(package)] = gr.update(label=t("package", new_lang), choices=package_choices(ctx.settings, new_lang))
+            models_value, disk = on_models(new_lang)
+            updates[components.index(models_table)] = gr.update(label=t("models_table", new_lang), value=models_value)
+            history_value, history_note = on_history(query, new_lang)
+            rows = {"value": history_value} if "headers" in history_value else {}  # not on a history error
+            updates[components.index(history_table)] = gr.update(label=t("history_table", new_lang), **rows)
             _, note = preview_translation(text, enabled, backend, ctx.settings, new_lang)
-            return [new_lang, *updates, package_info(package_name, ctx.settings, new_lang), note, t("status_ready", new_lang)]
+            return [new_lang, *updates, package_info(package_name, ctx.settings, new_lang), note, t("status_ready", new_lang), disk, history_note]
 
-        language.change(on_language, [language, package, prompt, translate_on, translator],
-                        [lang_state, *[c for c, _ in labels], package_md, preview_note, status], show_progress="hidden")
+        language.change(on_language, [language, package, prompt, translate_on, translator, sampler, history_query],
+                        [lang_state, *[c for c, _ in labels], package_md, preview_note, status, models_disk, history_status],
+                        show_progress="hidden")
         demo.load(on_models, [lang_state], [models_table, models_disk])
         demo.load(on_history, [history_query, lang_state], [history_table, history_status])
     demo.gambarkan = ctx  # type: ignore[attr-defined]

@@ -38,8 +38,8 @@ STRINGS: dict[str, dict[str, str]] = {
     "translator": {"id": "Penerjemah", "en": "Translator"},
     "preview": {"id": "Yang akan dibaca model (boleh diubah)", "en": "What the model will read (you can edit it)"},
     "preview_info_auto": {"id": "Diterjemahkan dengan: {backend}", "en": "Translated with: {backend}"},
-    "preview_info_same": {"id": "Sudah berbahasa Inggris, tidak ada yang diterjemahkan.", "en": "Already English: nothing to translate."},
-    "preview_info_off": {"id": "Terjemahan mati: prompt dipakai persis seperti ditulis.", "en": "Translation is off: the prompt is used exactly as written."},
+    "preview_info_same": {"id": "Sudah dalam bahasa Inggris; tidak ada yang perlu diterjemahkan.", "en": "Already English: nothing to translate."},
+    "preview_info_off": {"id": "Terjemahan dimatikan: prompt dipakai persis seperti yang Anda tulis.", "en": "Translation is off: the prompt is used exactly as written."},
     "preview_info_edited": {"id": "Anda mengubah terjemahannya; versi Anda yang dipakai.", "en": "You edited the translation; your version is used."},
     # package
     "package": {"id": "Paket model", "en": "Model package"},
@@ -73,46 +73,52 @@ STRINGS: dict[str, dict[str, str]] = {
     "cancel": {"id": "Batal", "en": "Cancel"},
     "gallery": {"id": "Hasil", "en": "Results"},
     "live_preview": {"id": "Pratinjau", "en": "Preview"},
-    "parameters": {"id": "Parameter gambar terpilih", "en": "Parameters of the selected image"},
+    "parameters": {"id": "Parameter gambar yang dipilih", "en": "Parameters of the selected image"},
     "send_to_prompt": {"id": "Kirim ke prompt", "en": "Send to prompt"},
     "caption": {"id": "seed {seed}", "en": "seed {seed}"},
     # status lines
     "status_ready": {"id": "Siap.", "en": "Ready."},
-    "status_queued": {"id": "Menunggu giliran: nomor {position} dalam antrean.", "en": "Waiting: number {position} in the queue."},
-    "status_loading": {"id": "Menyiapkan model… (pertama kali bisa agak lama)", "en": "Preparing the model… (the first time can take a while)"},
+    "status_queued": {"id": "Menunggu giliran: urutan ke-{position} dalam antrean.", "en": "Waiting: number {position} in the queue."},
+    "status_loading": {"id": "Menyiapkan model… (yang pertama biasanya agak lama)", "en": "Preparing the model… (the first time can take a while)"},
     "status_step": {"id": "Langkah {step}/{steps} · gambar {image}/{images}", "en": "Step {step}/{steps} · image {image}/{images}"},
     "status_done": {
-        "id": "Selesai: {count} gambar dalam {seconds:.1f} detik. Seed pertama {seed}.",
-        "en": "Done: {count} image(s) in {seconds:.1f} s. First seed {seed}.",
+        "id": "Selesai: {count} gambar dalam {seconds} detik. Seed pertama: {seed}.",
+        "en": "Done: {count} image(s) in {seconds} s. First seed: {seed}.",
     },
     "status_translated": {"id": "Prompt yang dipakai: {prompt}", "en": "Prompt used: {prompt}"},
-    "status_cancelling": {"id": "Membatalkan… berhenti di langkah berikutnya.", "en": "Cancelling… stopping at the next step."},
-    "status_nothing": {"id": "Tidak ada yang sedang dibuat.", "en": "Nothing is being generated."},
-    "sent": {"id": "Pengaturan gambar seed {seed} sudah dikirim ke formulir.", "en": "The settings of the seed {seed} image are back in the form."},
+    "status_cancelling": {"id": "Membatalkan… proses berhenti di langkah berikutnya.", "en": "Cancelling… stopping at the next step."},
+    "status_nothing": {"id": "Tidak ada gambar yang sedang dibuat.", "en": "Nothing is being generated."},
+    "sent": {"id": "Pengaturan gambar dengan seed {seed} sudah dimasukkan ke formulir.", "en": "The settings of the seed {seed} image are back in the form."},
     "select_first": {"id": "Pilih dulu satu gambar di galeri.", "en": "Select an image in the gallery first."},
+    "select_package": {"id": "Pilih dulu paket yang ingin diunduh.", "en": "Choose the package to download first."},
     # history tab
-    "history_search": {"id": "Cari di prompt", "en": "Search prompts"},
+    "history_search": {"id": "Cari prompt", "en": "Search prompts"},
     "history_refresh": {"id": "Cari", "en": "Search"},
     "history_table": {"id": "Riwayat pembuatan", "en": "Generation history"},
     "history_id": {"id": "Nomor riwayat", "en": "History id"},
     "history_reuse": {"id": "Pakai lagi", "en": "Use again"},
-    "history_delete": {"id": "Hapus (beserta filenya)", "en": "Delete (with its files)"},
+    "history_delete": {"id": "Hapus (beserta file gambarnya)", "en": "Delete (with its files)"},
     "history_deleted": {"id": "Riwayat nomor {id} dihapus ({files} file).", "en": "History entry {id} deleted ({files} file(s))."},
-    "history_loaded": {"id": "Pengaturan riwayat nomor {id} sudah ada di formulir.", "en": "The settings of history entry {id} are in the form."},
+    "history_loaded": {"id": "Pengaturan dari riwayat nomor {id} sudah dimasukkan ke formulir.", "en": "The settings of history entry {id} are in the form."},
     "history_empty": {"id": "Belum ada riwayat.", "en": "No history yet."},
-    "col_id": {"id": "no", "en": "id"},
+    "col_id": {"id": "no.", "en": "id"},
     "col_when": {"id": "waktu", "en": "when"},
     "col_status": {"id": "status", "en": "status"},
     "col_prompt": {"id": "prompt", "en": "prompt"},
     "col_package": {"id": "paket", "en": "package"},
     "col_seed": {"id": "seed", "en": "seed"},
+    "run_done": {"id": "selesai", "en": "done"},
+    "run_cancelled": {"id": "dibatalkan", "en": "cancelled"},
+    "run_failed": {"id": "gagal", "en": "failed"},
+    "run_running": {"id": "berjalan", "en": "running"},
+    "run_interrupted": {"id": "terputus", "en": "interrupted"},
     # models tab
     "models_table": {"id": "Paket model", "en": "Model packages"},
     "models_refresh": {"id": "Muat ulang", "en": "Refresh"},
     "models_pick": {"id": "Paket", "en": "Package"},
     "models_download": {"id": "Unduh", "en": "Download"},
     "models_downloaded": {"id": "Paket {name} siap dipakai.", "en": "Package {name} is ready."},
-    "models_disk": {"id": "Ruang disk terpakai oleh paket: **{size}**", "en": "Disk used by packages: **{size}**"},
+    "models_disk": {"id": "Ruang disk yang dipakai paket: **{size}**", "en": "Disk used by packages: **{size}**"},
     "col_name": {"id": "nama", "en": "name"},
     "col_title": {"id": "paket", "en": "package"},
     "col_kind": {"id": "jenis", "en": "type"},
@@ -142,10 +148,10 @@ ERRORS: dict[str, dict[str, str]] = {
     "storage_unavailable": {"id": "Gambar tidak bisa disimpan: disk penuh atau folder tidak bisa ditulisi.", "en": "The image could not be saved: the disk is full or the folder is not writable."},
     "dependency_missing": {"id": "Ada pustaka yang belum terpasang.", "en": "A library is not installed."},
     "cancelled": {"id": "Dibatalkan.", "en": "Cancelled."},
-    "queue_full": {"id": "Antrean sedang penuh. Coba lagi sebentar lagi.", "en": "The queue is full. Try again in a moment."},
+    "queue_full": {"id": "Antrean sedang penuh. Coba lagi beberapa saat lagi.", "en": "The queue is full. Try again in a moment."},
     "shutting_down": {"id": "Server sedang dimatikan. Coba lagi setelah server menyala kembali.", "en": "The server is shutting down. Try again once it is back."},
-    "queue_unavailable": {"id": "Server tidak bisa mencatat antrean di disk, jadi permintaan belum diterima. Periksa folder GAMBARKAN_HOME (penuh atau tidak bisa ditulis).", "en": "The server cannot record its queue on disk, so the request was not accepted. Check the GAMBARKAN_HOME folder (full or not writable)."},
-    "not_found": {"id": "Yang dicari tidak ada; mungkin sudah dihapus.", "en": "Nothing found; it may have been deleted."},
+    "queue_unavailable": {"id": "Server tidak bisa mencatat antrean di disk, jadi permintaan Anda belum diterima. Periksa folder GAMBARKAN_HOME (mungkin disk penuh atau folder tidak bisa ditulisi).", "en": "The server cannot record its queue on disk, so the request was not accepted. Check the GAMBARKAN_HOME folder (full or not writable)."},
+    "not_found": {"id": "Data yang dicari tidak ada; mungkin sudah dihapus.", "en": "Nothing found; it may have been deleted."},
     "history_unavailable": {"id": "Riwayat tidak bisa dibuka saat ini.", "en": "The history cannot be opened right now."},
     "download_refused": {"id": "Unduhan itu ditolak demi keamanan.", "en": "That download was refused for safety."},
     "invalid_path": {"id": "Jalur file itu tidak diizinkan.", "en": "That file path is not allowed."},
@@ -157,6 +163,12 @@ def t(key: str, lang: str = DEFAULT_LANG, **values: Any) -> str:
     entry = STRINGS[key]
     text = entry.get(lang) or entry[DEFAULT_LANG]
     return text.format(**values) if values else text
+
+
+def decimal(value: float, lang: str = DEFAULT_LANG, digits: int = 1) -> str:
+    """``value`` with ``digits`` decimals, written the way ``lang`` writes them (Indonesian: 2,5)."""
+    text = f"{value:.{digits}f}"
+    return text.replace(".", ",") if lang == "id" else text
 
 
 def explain_error(error: BaseException, lang: str = DEFAULT_LANG) -> str:

@@ -71,6 +71,10 @@ def test_form_fields_leave_package_defaults_unset_and_validate() -> None:
     edited = form_fields({**form, "edited": True, "preview": "a very cute cat"})
     assert edited["prompt"] == "a very cute cat" and edited["translate"] is False
     assert form_fields({**form, "translate": False})["translate"] is False
+    with pytest.raises(errors.InvalidRequestError, match="^Langkah harus berupa angka"):
+        form_fields({**form, "steps": "banyak"})
+    with pytest.raises(errors.InvalidRequestError, match="^Batch count must be a number"):
+        form_fields({**form, "count": "x"}, "en")
     with pytest.raises(errors.InvalidRequestError, match="Tulis dulu"):
         form_fields({**form, "prompt": "   "})
     with pytest.raises(errors.InvalidRequestError, match="width 510 is not a multiple of 8"):
@@ -86,7 +90,12 @@ def test_translation_preview_is_english_and_switchable(isolated_home) -> None:
     same, note = preview_translation("a red car", True, "glossary", settings, "en")
     assert same == "a red car" and "nothing to translate" in note
     off, note = preview_translation("kucing", False, "glossary", settings, "id")
-    assert off == "kucing" and "mati" in note
+    assert off == "kucing" and "dimatikan" in note
+    # an edited preview goes out as written; the negative prompt is still translated for it
+    form = {"prompt": "kucing", "negative": "buram, teks, tanda air", "translate": True, "translator": "glossary",
+            "preview": "a fluffy cat", "edited": True}
+    fields = form_fields(form, "id", settings)
+    assert (fields["prompt"], fields["negative_prompt"], fields["translate"]) == ("a fluffy cat", "blurry, text, watermark", False)
 
 
 def test_packages_show_description_size_and_download_state(isolated_home) -> None:
@@ -96,8 +105,8 @@ def test_packages_show_description_size_and_download_state(isolated_home) -> Non
     names = [value for _, value in package_choices(settings, "id")]
     assert names[:2] == ["umum", "anime"] and "sdxl" in names
     info = package_info("sdxl", settings, "id")
-    assert "Stable Diffusion XL" in info and "7.1 GB" in info and "belum terunduh" in info
-    assert "not downloaded" in package_info("sdxl", settings, "en")
+    assert "Stable Diffusion XL" in info and "7,1 GB" in info and "belum terunduh" in info
+    assert "not downloaded" in package_info("sdxl", settings, "en") and "7.1 GB" in package_info("sdxl", settings, "en")
     assert "did you mean" in package_info("animee", settings, "en")
     rows, used = model_rows(settings, "en")
     assert used == 0 and {row[0] for row in rows} >= {"umum", "anime", "realistis", "cepat", "sdxl"}
@@ -139,15 +148,18 @@ def test_cli_ui_refuses_a_public_link_without_a_key(cli) -> None:
 def test_history_rows_list_generations_newest_first(ui_settings) -> None:
     from gambarkan.engine.generate import Engine
     from gambarkan.request import GenerationRequest
-    from gambarkan.ui.app import history_rows
+    from gambarkan.ui.app import HISTORY_COLUMNS, history_rows, table
 
     engine = Engine(ui_settings)
     for seed in (5, 6):
         engine.generate(GenerationRequest(prompt="kucing lucu", preset="cepat", seed=seed))
     rows = history_rows(ui_settings, "kucing")
     assert [row[5] for row in rows] == [6, 5]
-    assert rows[0][2] == "done" and rows[0][3] == "kucing lucu" and rows[0][4] == "cepat"
+    assert rows[0][2] == "selesai" and rows[0][3] == "kucing lucu" and rows[0][4] == "cepat"
+    assert history_rows(ui_settings, "kucing", "en")[0][2] == "done"
     assert history_rows(ui_settings, "anjing") == []
+    assert table(rows, HISTORY_COLUMNS, "en")["headers"] == ["id", "when", "status", "prompt", "package", "seed"]
+    assert table(rows, HISTORY_COLUMNS, "id")["headers"][1] == "waktu"
 
 
 def test_status_shows_queue_position_then_steps() -> None:
@@ -156,7 +168,7 @@ def test_status_shows_queue_position_then_steps() -> None:
     from gambarkan.ui.app import status_markdown
 
     job = SimpleNamespace(steps=0, step=0, images_done=0, images_total=2, progress=0.0)
-    assert status_markdown(job, 3, "id") == "Menunggu giliran: nomor 3 dalam antrean."
+    assert status_markdown(job, 3, "id") == "Menunggu giliran: urutan ke-3 dalam antrean."
     assert status_markdown(job, 3, "en") == "Waiting: number 3 in the queue."
     assert status_markdown(job, 0, "id").startswith("Menyiapkan model")
     job = SimpleNamespace(steps=20, step=5, images_done=1, images_total=2, progress=0.625)

@@ -3,6 +3,7 @@
 One visitor's path: type an Indonesian prompt, read the English preview, generate, find the
 image (a real PNG with its parameters) in the gallery, look at its parameters, cancel a long run,
 switch the page to English and read an error there. Screenshots are kept in test-artifacts/.
+Every wait is on something the page shows; nothing depends on how fast the machine is.
 """
 
 from __future__ import annotations
@@ -19,6 +20,32 @@ CHROMIUM = os.environ.get("GAMBARKAN_CHROMIUM") or shutil.which("chromium") or "
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 TIMEOUT_MS = 240_000  # generous: CI machines are small and busy; nothing here is timed
+LONG_STEPS = 150  # the run the test cancels
+HOLD_AT_STEP = 4  # after the previews of steps 2 and 4
+
+
+def gated_engine(settings):
+    """An engine that holds the long run at step 4 until it is cancelled.
+
+    Without it the cancel would race the end of the run (a tiny model takes 150 steps in a few
+    seconds); with it the run cannot finish first, and a run that lost its 150 steps (finishing
+    at the package's 2) never reaches the hold, so the test fails instead of passing by luck.
+    """
+    from gambarkan.engine.generate import Engine
+
+    class GatedEngine(Engine):
+        def generate(self, request, *, on_progress=None, cancel=None, preview_every=0):
+            if request.steps == LONG_STEPS and on_progress is not None and cancel is not None:
+                report = on_progress
+
+                def on_progress(p):
+                    report(p)
+                    if p.step >= HOLD_AT_STEP:
+                        cancel.wait(TIMEOUT_MS / 1000)
+
+            return super().generate(request, on_progress=on_progress, cancel=cancel, preview_every=preview_every)
+
+    return GatedEngine(settings, surface="ui")
 
 
 def free_port() -> int:
@@ -33,7 +60,7 @@ def free_port() -> int:
 def ui_url(ui_settings):
     from gambarkan.ui.app import launch
 
-    demo = launch(block=False, port=free_port(), settings=ui_settings)
+    demo = launch(block=False, port=free_port(), settings=ui_settings, engine=gated_engine(ui_settings))
     try:
         yield demo.local_url
     finally:
@@ -110,7 +137,7 @@ def test_indonesian_prompt_to_gallery_then_english(ui_url: str, page, ui_setting
     expect(page.locator("#gk-seed input")).to_have_value(str(seed))
 
     # A long run shows its steps and stops when cancelled.
-    for field, value in (("steps", "150"), ("width", "256"), ("height", "256")):
+    for field, value in (("steps", str(LONG_STEPS)), ("width", "256"), ("height", "256")):
         type_number(page, f"#gk-{field} input", value)
     page.locator("button#gk-generate").click()
     expect(page.locator("#gk-status")).to_contain_text("Langkah", timeout=TIMEOUT_MS)
@@ -122,11 +149,12 @@ def test_indonesian_prompt_to_gallery_then_english(ui_url: str, page, ui_setting
     # History: both runs are there (the cancelled one too); re-use the first, then delete it with its file.
     page.get_by_role("tab", name="Riwayat").click()
     page.locator("button#gk-history-refresh").click()
-    expect(page.locator("#gk-history")).to_contain_text("cancelled")
+    expect(page.locator("#gk-history")).to_contain_text("dibatalkan")
     expect(page.locator("#gk-history").get_by_role("row")).to_have_count(3)
-    page.locator("#gk-history-id input").fill("1")
+    type_number(page, "#gk-history-id input", "1")
     page.locator("button#gk-history-reuse").click()
-    expect(page.locator("#gk-history-status")).to_contain_text("Pengaturan riwayat nomor 1 sudah ada di formulir.")
+    expect(page.locator("#gk-history-status")).to_contain_text("Pengaturan dari riwayat nomor 1 sudah dimasukkan ke formulir.")
+    expect(page.locator("#gk-steps input")).to_have_value("0")  # the first run's request (package default) replaces 150
     expect(page.locator("#gk-seed input")).to_have_value(str(seed))
     assert len(list(ui_settings.output_dir.rglob(f"*-{seed}.png"))) == 1
     page.locator("button#gk-history-delete").click()
@@ -135,13 +163,17 @@ def test_indonesian_prompt_to_gallery_then_english(ui_url: str, page, ui_setting
     assert not list(ui_settings.output_dir.rglob(f"*-{seed}.png"))
     page.get_by_role("tab", name="Model").click()
     expect(page.locator("#gk-models")).to_contain_text("umum")
-    expect(page.locator("#gk-models-disk")).to_contain_text("Ruang disk terpakai")
+    expect(page.locator("#gk-models-disk")).to_contain_text("Ruang disk yang dipakai paket")
     page.get_by_role("tab", name="Buat gambar").click()
 
     page.locator("#gk-language label", has_text="English").click()
     expect(page.locator("button#gk-generate")).to_have_text("Generate")
     expect(page.locator("#gk-prompt label, #gk-prompt span").first).to_contain_text("Prompt")
     expect(page.locator("#gk-negative")).to_contain_text("Negative prompt")
+    page.get_by_role("tab", name="History").click()  # the tables follow the language too
+    expect(page.locator("#gk-history")).to_contain_text("cancelled")
+    expect(page.locator("#gk-history")).to_contain_text("when")
+    page.get_by_role("tab", name="Create").click()
     type_number(page, "#gk-width input", "510")  # not a multiple of 8: refused, explained in English
     page.locator("button#gk-generate").click()
     expect(page.locator("#gk-status")).to_contain_text("One of the settings cannot be used.")
