@@ -199,3 +199,24 @@ def test_queued_compatible_jobs_equal_single_runs(live_server):
             GenerationRequest(**body, **common, model=str(live_server.state.default_entry.fields["model"]), save=False)
         )
         assert np.array_equal(np.array(alone.images[0].image.convert("RGB")), pixels)
+
+
+def test_client_that_disconnects_does_not_stop_others(live_server):
+    """A1111 client gives up mid-job (closes the socket); the job queued behind it still gets its image."""
+    queue = live_server.state.queue
+    queue.pause()  # the first job cannot start, so its client surely gives up while it waits
+    try:
+        with pytest.raises(httpx.TimeoutException):
+            body = {"prompt": "given up", "steps": 20, "width": 64, "height": 64, "seed": 1}
+            httpx.post(live_server.url + "/sdapi/v1/txt2img", json=body, headers=AUTH, timeout=0.5)
+    finally:
+        queue.resume()
+    with httpx.Client(base_url=live_server.url, headers=AUTH, timeout=120) as client:
+        answer = client.post(
+            "/sdapi/v1/txt2img", json={"prompt": "after", "steps": 2, "width": 64, "height": 64, "seed": 4}
+        )
+        assert answer.status_code == 200, answer.text
+        image, parameters = png_parameters(base64.b64decode(answer.json()["images"][0]))
+        assert image.size == (64, 64) and "Seed: 4" in parameters
+        assert client.get("/api/health").json()["status"] == "ok"
+        assert client.get("/sdapi/v1/progress").json()["state"]["job_count"] == 0  # nothing left stuck
