@@ -155,6 +155,10 @@ ERRORS: dict[str, dict[str, str]] = {
     "history_unavailable": {"id": "Riwayat tidak bisa dibuka saat ini.", "en": "The history cannot be opened right now."},
     "download_refused": {"id": "Unduhan itu ditolak demi keamanan.", "en": "That download was refused for safety."},
     "invalid_path": {"id": "Jalur file itu tidak diizinkan.", "en": "That file path is not allowed."},
+    "internal_error": {
+        "id": "Terjadi kesalahan yang tidak terduga saat membuat gambar. Coba lagi; kalau terulang, jalankan `gambarkan doctor`.",
+        "en": "Something unexpected went wrong while making the image. Try again; if it happens again, run `gambarkan doctor`.",
+    },
 }
 
 
@@ -176,7 +180,7 @@ def explain_error(error: BaseException, lang: str = DEFAULT_LANG) -> str:
     from gambarkan.errors import GambarkanError
 
     if isinstance(error, GambarkanError):
-        code = getattr(error, "code", "invalid_request")
-        sentence = ERRORS.get(code, ERRORS["invalid_request"]).get(lang) or ERRORS[code][DEFAULT_LANG]
+        entry = ERRORS.get(getattr(error, "code", ""), ERRORS["internal_error"])  # a code we do not know is our fault
+        sentence = entry.get(lang) or entry[DEFAULT_LANG]
         return f"**{t('error_title', lang)}:** {sentence}\n\n`{error}`"
     return f"**{t('error_title', lang)}:** {t('error_unexpected', lang, kind=type(error).__name__)}"

@@ -158,6 +158,11 @@ def test_runnable_examples_run_and_make_what_they_say(docs_env: Path) -> None:
     assert again["Seed"] == 43
     assert {k: again[k] for k in ("prompt", "Steps", "Sampler", "Size")} == {k: first[k] for k in ("prompt", "Steps", "Sampler", "Size")}
 
+    # "gambarkan again 1" makes history run 1 (the first image) again: same seed, same pixels
+    assert made["00006-42.png"]["Seed"] == 42 and made["00006-42.png"]["prompt"] == first["prompt"]
+    with Image.open("hasil/00001-42.png") as one, Image.open("hasil/00006-42.png") as two:
+        assert list(one.convert("RGB").getdata()) == list(two.convert("RGB").getdata())
+
     # the OpenAI client example: a PNG at the package's size, with the translation it used
     for name in ("kucing.png", "cat.png"):
         with Image.open(name) as picture:

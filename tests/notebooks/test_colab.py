@@ -41,6 +41,7 @@ def test_notebook_has_the_promised_cells() -> None:
     assert packages == list(builtin_packages())
     assert "display(" in make.source and "gambar.seed" in make.source
     assert "launch(share=DI_COLAB" in ui.source
+    assert "engine=default_engine()" in ui.source  # the model cell 3 loaded is reused, not loaded twice on a T4
     for cell in code_cells(nb):
         assert not cell.outputs and cell.execution_count is None, "commit the notebook without outputs"
 

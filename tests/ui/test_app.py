@@ -52,6 +52,10 @@ def test_errors_read_in_the_chosen_language_with_the_exact_detail() -> None:
     assert english.startswith("**Failed:** Not enough memory.")
     assert "out of memory on cuda at 1024x1024" in indonesian and "out of memory on cuda at 1024x1024" in english
     assert "ZeroDivisionError" in i18n.explain_error(ZeroDivisionError("x"), "id")
+    crashed = errors.GambarkanError("generation failed (RuntimeError)", "see the server log for details")
+    crashed.code = "internal_error"  # what the job queue reports for an unexpected crash
+    assert i18n.explain_error(crashed, "id").startswith("**Gagal:** Terjadi kesalahan yang tidak terduga")
+    assert "One of the settings" not in i18n.explain_error(crashed, "en")
 
 
 def test_form_fields_leave_package_defaults_unset_and_validate() -> None:
