@@ -79,7 +79,7 @@ STRINGS: dict[str, dict[str, str]] = {
     # status lines
     "status_ready": {"id": "Siap.", "en": "Ready."},
     "status_queued": {"id": "Menunggu giliran: urutan ke-{position} dalam antrean.", "en": "Waiting: number {position} in the queue."},
-    "status_loading": {"id": "Menyiapkan model… (yang pertama biasanya agak lama)", "en": "Preparing the model… (the first time can take a while)"},
+    "status_loading": {"id": "Menyiapkan model… (pertama kali biasanya agak lama)", "en": "Preparing the model… (the first time can take a while)"},
     "status_step": {"id": "Langkah {step}/{steps} · gambar {image}/{images}", "en": "Step {step}/{steps} · image {image}/{images}"},
     "status_done": {
         "id": "Selesai: {count} gambar dalam {seconds} detik. Seed pertama: {seed}.",
