@@ -116,6 +116,14 @@ def run_server(app: Any, host: str, port: int, shutdown_timeout: float, log_leve
     help="Runs of a job that keeps crashing the server before it is marked failed.",
 )
 @click.option(
+    "--batch",
+    "batching",
+    default="auto",
+    show_default=True,
+    type=click.Choice(["auto", "on", "off"]),
+    help="Run queued jobs that differ only in prompt and seed as one batch (auto: on a GPU, where it is faster).",
+)
+@click.option(
     "--no-save", is_flag=True, help="Do not keep PNGs of OpenAI b64_json and native jobs (A1111 follows save_images)."
 )
 @click.option(
@@ -139,6 +147,7 @@ def serve(
     max_body: int,
     shutdown_timeout: float,
     max_attempts: int,
+    batching: str,
     no_save: bool,
     log_level: str,
 ) -> None:
@@ -177,6 +186,7 @@ def serve(
         shutdown_timeout=shutdown_timeout,
         save_outputs=not no_save,
         max_attempts=max_attempts,
+        batching=batching,
     )
     app = create_app(Settings.from_env(), config=config, mount_ui=_ui_mount())
     console = err_console()

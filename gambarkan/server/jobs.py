@@ -7,9 +7,11 @@ on the job so any number of SSE listeners (and late ones) see the same ordered s
 With a ``JobStore`` (``gambarkan.server.store``) every accepted job is written to disk
 before the client gets its id, and a restarted server runs the jobs a killed one left behind.
 
-Batching of compatible jobs is deliberately not done: on CPU a batch of 4 tiny-model images
-differs from the same images made alone by 1 level in some pixels, and the issue requires
-batched images to equal single runs exactly.
+Batching: where a bigger batch is faster (``batching="auto"``: on a GPU), a worker takes the
+job at the head of the queue together with the queued jobs that differ from it only in prompt,
+seed and batch size (``gambarkan.engine.batch``), up to ``max_batch_images`` images, and runs
+them as one pipeline call. Each job keeps its seeds, metadata and history row; its images are
+the ones it would get alone within float rounding (at most 2/255 in a pixel).
 """
 
 from __future__ import annotations
@@ -226,8 +228,12 @@ class JobQueue:
         image_url: Any = None,
         store: Any = None,
         max_attempts: int = 3,
+        batching: str = "auto",
+        max_batch_images: int = 8,
     ) -> None:
         self.engines = engines
+        self.batching = batching  # auto (GPU only) | on | off: see gambarkan.engine.batch
+        self.max_batch_images = max_batch_images
         self.store = store  # a JobStore, or None: jobs live in memory only
         self.max_attempts = max_attempts
         self.image_url = image_url
@@ -432,20 +438,45 @@ class JobQueue:
         for job in with_pixels[: max(len(with_pixels) - keep, 0)]:
             job.release()
 
-    def _next(self) -> Job | None:
+    def _next(self, engine: Any = None) -> list[Job]:
+        """The next job, with the queued jobs that can share its pipeline call; [] when closing."""
         with self._cond:
             while not self._closing and (self._paused or not self._pending):
                 self._cond.wait()
             if self._closing:
-                return None
-            job = self._pending.popleft()
-            job.status = RUNNING
-            job.started = time.time()
-            self._running[job.id] = job
+                return []
+            taken = [self._pending.popleft()]
+            taken += self._batch_mates(taken[0], engine)
+            for job in taken:
+                job.status = RUNNING
+                job.started = time.time()
+                self._running[job.id] = job
         if self.store is not None:
-            self.store.mark_running(job)  # counts the attempt before the engine can crash
+            for job in taken:
+                self.store.mark_running(job)  # counts the attempt before the engine can crash
         self._announce_positions()
-        return job
+        return taken
+
+    def _batch_mates(self, head: Job, engine: Any) -> list[Job]:
+        """Queued jobs that may run in one call with ``head`` (called under the lock)."""
+        from gambarkan.engine.batch import batch_key, batching_pays
+
+        if not hasattr(engine, "cache") or head.cancel.is_set():  # only a real Engine can batch
+            return []
+        key = batch_key(head.request)
+        if key is None or not batching_pays(self.batching, head.request.device):
+            return []
+        mates: list[Job] = []
+        images = head.request.batch_size
+        for job in list(self._pending):
+            if job.cancel.is_set() or batch_key(job.request) != key:
+                continue
+            if images + job.request.batch_size > self.max_batch_images:
+                break
+            images += job.request.batch_size
+            mates.append(job)
+            self._pending.remove(job)
+        return mates
 
     def _announce_positions(self) -> None:
         with self._cond:
@@ -455,23 +486,28 @@ class JobQueue:
 
     def _work(self, engine: Any) -> None:
         while True:
-            job = self._next()
-            if job is None:
+            jobs = self._next(engine)
+            if not jobs:
                 return
             try:
-                self._run(engine, job)
+                if len(jobs) == 1:
+                    self._run(engine, jobs[0])
+                else:
+                    self._run_together(engine, jobs)
             finally:
                 with self._cond:
-                    self._running.pop(job.id, None)
-                    self.finished_count += 1
+                    for job in jobs:
+                        self._running.pop(job.id, None)
+                    self.finished_count += len(jobs)
                     self._cond.notify_all()
-                # Wake the waiting handler only now: its next /progress must not count this job.
-                self._settle(job)
+                # Wake the waiting handlers only now: their next /progress must not count these jobs.
+                for job in jobs:
+                    self._settle(job)
                 self._release_old_results()
 
-    def _run(self, engine: Any, job: Job) -> None:
-        job.emit("started", {"id": job.id})
-        started = time.perf_counter()
+    @staticmethod
+    def _progress_reporter(job: Job) -> Any:
+        """The engine's progress callback for ``job``: updates it and emits a progress event."""
 
         def on_progress(p: Any) -> None:
             job.step, job.steps = p.step, p.steps
@@ -491,33 +527,68 @@ class JobQueue:
                 data["preview"] = png_base64(p.preview)
             job.emit("progress", data)
 
+        return on_progress
+
+    def _run(self, engine: Any, job: Job) -> None:
+        job.emit("started", {"id": job.id})
+        started = time.perf_counter()
         if job.cancel.is_set():
             # Cancelled between leaving the queue and starting; still recorded via the engine seam.
             self._finish_cancelled(job, "cancelled before it started", record=True)
             return
         crash_point(job.request.prompt)
         try:
-            result = engine.generate(
-                job.request, on_progress=on_progress, cancel=job.cancel, preview_every=job.preview_every
+            outcome: Any = engine.generate(
+                job.request, on_progress=self._progress_reporter(job), cancel=job.cancel, preview_every=job.preview_every
             )
-        except GambarkanError as exc:
-            self._fail(job, exc, CANCELLED if isinstance(exc, CancelledError) else FAILED, settle=False)
-        except Exception as exc:
-            log.exception("job %s failed", job.id)
-            error = GambarkanError(f"generation failed ({type(exc).__name__})", "see the server log for details")
-            error.http_status = 500
-            error.code = "internal_error"
-            self._fail(job, error, FAILED, settle=False)
-        else:
-            job.summary = result_dict(result, self.image_url)
-            job.result = result if job.source != "api" else None
-            job.status = DONE
-            job.finished = time.time()
-            job.images_done = len(result.images)
-            self._persist(job)
-            job.emit("done", {"id": job.id, "result": job.summary})
+        except Exception as exc:  # noqa: BLE001 - _complete turns it into the job's error
+            outcome = exc
+        self._complete(job, outcome)
+        self.last_duration = time.perf_counter() - started
+
+    def _run_together(self, engine: Any, jobs: list[Job]) -> None:
+        """Jobs that share one pipeline call (gambarkan.engine.batch); each finishes on its own."""
+        from gambarkan.engine.batch import generate_batch
+
+        started = time.perf_counter()
+        for job in [j for j in jobs if j.cancel.is_set()]:
+            self._finish_cancelled(job, "cancelled before it started", record=True)
+            jobs = [j for j in jobs if j is not job]
+        if len(jobs) <= 1:
+            for job in jobs:
+                self._run(engine, job)
+            return
+        for job in jobs:
+            job.emit("started", {"id": job.id, "batched_with": len(jobs) - 1})
+            crash_point(job.request.prompt)
+        outcomes = generate_batch(
+            engine, [job.request for job in jobs], on_progress=[self._progress_reporter(job) for job in jobs],
+            cancels=[job.cancel for job in jobs], preview_every=max(job.preview_every for job in jobs),
+        )  # fmt: skip
+        for job, outcome in zip(jobs, outcomes):
+            self._complete(job, outcome)
+        self.last_duration = (time.perf_counter() - started) / len(jobs)
+
+    def _complete(self, job: Job, outcome: GenerationResult | BaseException) -> None:
+        """Finish ``job`` with the engine's result or exception (done, cancelled or failed)."""
+        try:
+            if isinstance(outcome, GambarkanError):
+                self._fail(job, outcome, CANCELLED if isinstance(outcome, CancelledError) else FAILED, settle=False)
+            elif isinstance(outcome, BaseException):
+                log.error("job %s failed", job.id, exc_info=outcome)
+                error = GambarkanError(f"generation failed ({type(outcome).__name__})", "see the server log for details")
+                error.http_status = 500
+                error.code = "internal_error"
+                self._fail(job, error, FAILED, settle=False)
+            else:
+                job.summary = result_dict(outcome, self.image_url)
+                job.result = outcome if job.source != "api" else None
+                job.status = DONE
+                job.finished = time.time()
+                job.images_done = len(outcome.images)
+                self._persist(job)
+                job.emit("done", {"id": job.id, "result": job.summary})
         finally:
-            self.last_duration = time.perf_counter() - started
             job._compact()
 
     def _settle(self, job: Job) -> None:

@@ -40,6 +40,7 @@ class ServerConfig:
     save_outputs: bool = True
     max_attempts: int = 3  # runs of a job that keeps killing the server before it ends failed
     persist_jobs: bool = True  # keep the queue in home/jobs.db so a restarted server finishes it
+    batching: str = "auto"  # share one pipeline call between compatible jobs: auto (GPU only) | on | off
 
 
 @dataclass
@@ -89,8 +90,9 @@ class ServerState:
 
             store = JobStore(Path(settings.home) / DB_NAME)
         self.queue = JobQueue(
-            engines, size=config.queue_size, image_url=self.image_url, store=store, max_attempts=config.max_attempts
-        )
+            engines, size=config.queue_size, image_url=self.image_url, store=store, max_attempts=config.max_attempts,
+            batching=config.batching,
+        )  # fmt: skip
         self.default_entry = self._default_entry()
         self.current_model = self.default_entry.name  # A1111's sd_model_checkpoint
         self.a1111_options: dict[str, Any] = {"CLIP_stop_at_last_layers": 1, "show_progress_every_n_steps": 0}
