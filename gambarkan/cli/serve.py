@@ -151,7 +151,9 @@ def serve(
     no_save: bool,
     log_level: str,
 ) -> None:
-    """Serve the OpenAI- and AUTOMATIC1111-compatible APIs and the job API over HTTP.
+    """Serve the OpenAI- and AUTOMATIC1111-compatible APIs, the job API and the web UI over HTTP.
+
+    The web UI is at / when the ui extra is installed (pip install 'gambarkan[ui]').
 
     \b
     Examples:
