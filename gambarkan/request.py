@@ -115,6 +115,14 @@ class GenerationRequest(BaseModel):
         return GenerationRequest(**data)
 
 
+def _bounds(field_name: str) -> tuple[Any, Any]:
+    """The (lowest, highest) allowed value of a numeric request field, from its Field(ge, le)."""
+    info = GenerationRequest.model_fields.get(field_name)
+    lo = next((m.ge for m in info.metadata if hasattr(m, "ge")), None) if info else None
+    hi = next((m.le for m in info.metadata if hasattr(m, "le")), None) if info else None
+    return lo, hi
+
+
 def _explain(exc: ValidationError) -> tuple[str, str | None]:
     """Turn pydantic's multi-line report into our one-line message and hint."""
     err = exc.errors()[0]
@@ -125,7 +133,8 @@ def _explain(exc: ValidationError) -> tuple[str, str | None]:
         return f"unknown option '{field_name}'", "see: gambarkan generate --help"
     ctx = err.get("ctx") or {}
     if "ge" in ctx or "le" in ctx:
-        return f"{field_name} {err.get('input')!r} is out of range: {msg}", None
+        lo, hi = _bounds(field_name)
+        return f"{field_name} {err.get('input')!r} is out of range", f"use a value from {lo} to {hi}"
     if field_name in msg:
         return msg, None
     return f"invalid {field_name}: {msg}", None

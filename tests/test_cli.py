@@ -72,7 +72,8 @@ def _bad_file(tmp_path: Path, name: str, content: bytes) -> str:
     [
         (["-W", "500"], "width 500 is not a multiple of 8 (try 496)"),
         (["--steps", "0"], "steps"),
-        (["--steps", "500"], "out of range"),
+        (["--steps", "500"], "steps 500 is out of range (use a value from 1 to 150)"),
+        (["-W", "4096"], "width 4096 is out of range"),
         (["--cfg", "99"], "cfg"),
         (["--sampler", "Eulr a"], "unknown sampler 'Eulr a' (did you mean"),
         (["-m", "./missing/model.safetensors"], "model file or folder not found"),
@@ -97,6 +98,75 @@ def test_broken_and_unsafe_files_exit_2(cli, tmp_path: Path):
         run = cli("generate", "x", "-m", path, *SMALL)
         assert run.returncode == 2, run.stderr
         assert message in run.stderr and "Traceback" not in run.stderr
+
+
+def test_unsupported_file_and_unreachable_hub_for_a_single_file_exit_2(cli, tmp_path: Path):
+    from gambarkan.testing import save_tiny_single_file
+
+    image = _bad_file(tmp_path, "photo.png", b"\x89PNG\r\n\x1a\n" + b"\x00" * 32)
+    run = cli("generate", "x", "-m", image, *SMALL)
+    assert run.returncode == 2 and run.stderr.count("\n") == 1
+    assert "photo.png is not a model file gambarkan can load (unsupported file type '.png')" in run.stderr
+    pickle_file = _bad_file(tmp_path, "old.ckpt", b"\x80\x04\x95" + b"\x00" * 16)
+    run = cli("generate", "x", "-m", pickle_file, *SMALL)
+    assert run.returncode == 2 and "pickle" in run.stderr and "--allow-pickle" not in run.stderr  # generate has no such flag
+    # A single checkpoint file without a config needs the Hub once; that is not a corrupt file.
+    single = save_tiny_single_file(tmp_path / "single.safetensors")
+    run = cli("generate", "x", "-m", str(single), *SMALL, env={"HF_HUB_OFFLINE": "1"})
+    assert run.returncode == 2 and run.stderr.count("\n") == 1 and "Traceback" not in run.stderr
+    assert "needs its model configs from the Hugging Face Hub, which cannot be reached" in run.stderr
+    assert "gambarkan doctor" in run.stderr and "corrupt" not in run.stderr
+
+
+def test_disk_full_exits_2_and_keeps_earlier_images(tiny_sd15_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    import errno
+    import os
+
+    from click.testing import CliRunner
+
+    from gambarkan.cli import main
+
+    out = tmp_path / "out"
+    args = ["generate", "a cat", "-m", str(tiny_sd15_dir), "-o", str(out), "--seed", "3", "-q", *SMALL]
+    first = CliRunner().invoke(main, args)
+    assert first.exit_code == 0, first.output
+    earlier = sorted(out.iterdir())
+    before = [p.read_bytes() for p in earlier]
+
+    def no_space(fd: int) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "fsync", no_space)
+    full = CliRunner().invoke(main, [*args, "-b", "2"])
+    monkeypatch.undo()
+    assert full.exit_code == 2
+    lines = [line for line in full.output.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("gambarkan: error: no space left")
+    assert sorted(out.iterdir()) == earlier  # no partial or temporary file left
+    assert [p.read_bytes() for p in earlier] == before
+
+
+def test_info_reads_a_png_written_by_a1111(cli, tmp_path: Path):
+    from PIL import Image
+    from PIL.PngImagePlugin import PngInfo
+
+    text = (
+        "a castle on a hill, (sunset:1.2)\nNegative prompt: blurry\n"
+        "Steps: 30, Sampler: DPM++ 2M, Schedule type: Karras, CFG scale: 5.5, Seed: 123456, Size: 512x768, "
+        "Model hash: 6ce0161689, Model: v1-5-pruned-emaonly, Version: v1.10.1"
+    )
+    info = PngInfo()
+    info.add_text("parameters", text)
+    path = tmp_path / "a1111.png"
+    Image.new("RGB", (8, 8)).save(path, pnginfo=info)
+    run = cli("info", str(path), "--json")
+    assert run.returncode == 0, run.stderr
+    data = json.loads(run.stdout)
+    assert data["prompt"] == "a castle on a hill, (sunset:1.2)" and data["negative_prompt"] == "blurry"
+    assert (data["Seed"], data["Steps"], data["CFG scale"], data["Sampler"]) == (123456, 30, 5.5, "DPM++ 2M Karras")
+    assert (data["width"], data["height"]) == (512, 768)
+    table = cli("info", str(path))
+    assert table.returncode == 0 and "a castle on a hill" in table.stdout and "6ce0161689" in table.stdout
 
 
 def test_unwritable_output_folder_exits_2(cli, tiny_sd15_dir: Path, tmp_path: Path):

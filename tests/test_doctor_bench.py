@@ -34,3 +34,14 @@ def test_bench_times_both_paths_on_one_pipeline(tiny_sd15_dir: Path):
     assert len(result.diffusers_runs) == 2 and len(result.gambarkan_runs) == 2
     assert result.ratio == result.gambarkan_s / result.diffusers_s
     assert result.device == "cpu" and result.steps == 2
+
+
+def test_bench_cli_json_has_both_timings_and_the_ratio(cli, tiny_sd15_dir: Path):
+    import json
+
+    run = cli("bench", "--model", str(tiny_sd15_dir), "-W", "64", "-H", "64", "-s", "2", "-r", "1", "--json")
+    assert run.returncode == 0, run.stderr
+    data = json.loads(run.stdout)
+    assert data["diffusers_s"] > 0 and data["gambarkan_s"] > 0
+    assert data["ratio"] == data["gambarkan_s"] / data["diffusers_s"]
+    assert (data["width"], data["steps"], data["rounds"]) == (64, 2, 1)

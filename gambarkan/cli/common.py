@@ -16,10 +16,13 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 
 def err_console() -> Any:
-    """A rich console on stderr (progress, notes), so stdout stays clean for --json."""
+    """A rich console on stderr (progress, notes), so stdout stays clean for --json.
+
+    Soft wrap keeps each note on one line in logs and pipes, where rich would cut at 80 columns.
+    """
     from rich.console import Console
 
-    return Console(stderr=True, highlight=False)
+    return Console(stderr=True, highlight=False, soft_wrap=True)
 
 
 def fail(message: str, code: int = 2) -> None:

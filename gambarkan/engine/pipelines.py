@@ -167,6 +167,20 @@ def _check_folder_safe(folder: Path) -> None:
             read_safetensors_header(weight)
 
 
+def _check_file_type(path: Path) -> None:
+    """Refuse a file that is no model format at all (an image, a GGUF, a text) by name and type."""
+    from gambarkan.models.safety import PICKLE_SUFFIXES as PICKLE_NAMES
+    from gambarkan.models.safety import sniff_format
+
+    suffix = path.suffix.lower()
+    if suffix == ".safetensors" or suffix in PICKLE_NAMES or sniff_format(path) != "unknown":
+        return  # a real or damaged checkpoint: the safetensors checks say which
+    raise ModelLoadError(
+        f"{path.name} is not a model file gambarkan can load (unsupported file type '{suffix or 'none'}')",
+        "give a .safetensors checkpoint, a diffusers model folder or a Hugging Face repo id",
+    )
+
+
 def _pipeline_class(arch: str) -> Any:
     import diffusers
 
@@ -184,7 +198,12 @@ def _common_kwargs(arch: str, dtype: str) -> dict[str, Any]:
 
 def _load_file(path: Path, dtype: str, offline: bool, config: str | None) -> tuple[Any, str]:
     # The format is decided by the bytes: a pickle named .safetensors is refused here too.
-    header = read_safetensors_header(path)
+    _check_file_type(path)
+    try:
+        header = read_safetensors_header(path)
+    except UnsafeFileError as exc:
+        # `generate` has no --allow-pickle; a converted .safetensors file is the way.
+        raise UnsafeFileError(exc.message, "use a .safetensors version of the model; most checkpoints are published as one") from None
     arch = detect_file_arch(header)
     cls = _pipeline_class(arch)
     kwargs = _common_kwargs(arch, dtype)
@@ -285,11 +304,37 @@ def download_snapshot(repo_id: str, offline: bool, revision: str | None = None, 
         raise NetworkError(f"downloading '{repo_id}' failed: {exc}", "check the connection and free disk; see `gambarkan doctor`") from None
 
 
+NETWORK_ERROR_NAMES = {"LocalEntryNotFoundError", "OfflineModeIsEnabled", "ConnectError", "ConnectTimeout", "ConnectionError", "Timeout", "ReadTimeout"}
+NETWORK_ERROR_WORDS = ("connection", "resolve", "offline", "cannot reach", "couldn't connect", "max retries", "name or service not known", "temporary failure in name resolution")
+
+
+def _is_network_error(exc: BaseException) -> bool:
+    """True when ``exc`` or anything it was raised from is a failed or forbidden Hub request."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if type(current).__name__ in NETWORK_ERROR_NAMES or isinstance(current, (ConnectionError, TimeoutError)):
+            return True
+        text = str(current).splitlines()[0].lower() if str(current) else ""
+        if any(word in text for word in NETWORK_ERROR_WORDS):
+            return True
+        current = current.__cause__ or current.__context__
+    return False
+
+
 def _load_error(exc: Exception, name: str) -> GambarkanError:
+    """One clear error for a failed diffusers load: the Hub was needed, or the files are bad.
+
+    A single checkpoint file needs its model configs from the Hub the first time (diffusers
+    asks even with ``local_files_only``), so a network failure must not read as "corrupt".
+    """
+    if _is_network_error(exc):
+        return NetworkError(
+            f"loading {name} needs its model configs from the Hugging Face Hub, which cannot be reached",
+            "connect once so they are cached, or use a diffusers model folder; see `gambarkan doctor`",
+        )
     text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-    lowered = text.lower()
-    if any(w in lowered for w in ("connection", "resolve", "offline", "cannot reach", "couldn't connect", "max retries")):
-        return NetworkError(f"loading {name} needs files from the Hugging Face Hub, which cannot be reached", "connect once to cache them, or see `gambarkan doctor`")
     return ModelLoadError(f"cannot load {name}: {text[:300]}", "the file may be corrupt or incomplete; download it again")
 
 

@@ -165,3 +165,24 @@ def test_folder_with_only_fp16_variant_files_loads(engine, tmp_path: Path):
 def test_memory_plan_is_reported(engine, tiny_sd15_dir: Path):
     result = engine.generate(GenerationRequest(prompt="a cat", model=str(tiny_sd15_dir), seed=1, save=False, **SMALL))
     assert result.extra["memory"].startswith("memory mode high on cpu")
+
+
+def test_sd2_is_detected_from_folder_configs_and_checkpoint_keys(tiny_sd15_dir: Path, tiny_sdxl_dir: Path, tmp_path: Path):
+    import json
+    import shutil
+
+    from gambarkan.engine.pipelines import ARCH_CLASSES, detect_file_arch, detect_folder_arch
+
+    sd2 = tmp_path / "sd2"
+    (sd2 / "unet").mkdir(parents=True)
+    shutil.copy(tiny_sd15_dir / "model_index.json", sd2 / "model_index.json")
+    config = json.loads((tiny_sd15_dir / "unet" / "config.json").read_text())
+    (sd2 / "unet" / "config.json").write_text(json.dumps({**config, "cross_attention_dim": 1024}))
+    assert [detect_folder_arch(p) for p in (tiny_sd15_dir, sd2, tiny_sdxl_dir)] == ["sd15", "sd2", "sdxl"]
+    unet_key = {"model.diffusion_model.input_blocks.0.0.weight": {}}
+    assert detect_file_arch({**unet_key, "cond_stage_model.transformer.text_model.embeddings.position_ids": {}}) == "sd15"
+    assert detect_file_arch({**unet_key, "cond_stage_model.model.transformer.resblocks.0.attn.in_proj_weight": {}}) == "sd2"
+    assert detect_file_arch({**unet_key, "conditioner.embedders.1.model.ln_final.weight": {}}) == "sdxl"
+    assert ARCH_CLASSES["sd2"] == "StableDiffusionPipeline" and ARCH_CLASSES["sdxl"] == "StableDiffusionXLPipeline"
+    with pytest.raises(ModelLoadError, match="LoRA"):
+        detect_file_arch({"lora_unet_down_blocks_0_attentions_0_proj_in.lora_down.weight": {}})
