@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -232,13 +231,13 @@ def main(argv: list[str] | None = None) -> int:
     tiny.add_argument("--arch", choices=["sd15", "sdxl"], default="sd15")
     tiny.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
+    from gambarkan.cli.common import quiet_libraries
+
+    quiet_libraries()  # the path alone on stdout, no library chatter on stderr
     path = save_tiny_model(args.directory, args.arch, args.seed)
     print(path)
     return 0
 
-
-if __name__ == "__main__":
-    raise SystemExit(main())
 
 
 # Full-size SD 1.5 architecture (configs of stable-diffusion-v1-5), for `gambarkan bench`:
@@ -414,3 +413,7 @@ def save_tiny_single_file(path: Path | str, seed: int = 0, config_dir: Path | st
     if config_dir is not None:
         pipe.save_pretrained(Path(config_dir), safe_serialization=True)
     return path
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -27,10 +27,12 @@ def doctor(as_json: bool, no_network: bool) -> None:
         from rich.table import Table
 
         marks = {"ok": "[green]ok[/]", "warn": "[yellow]warn[/]", "fail": "[red]FAIL[/]"}
-        table = Table("Check", "", "Detail", "Fix", box=None)
+        table = Table("Check", "", box=None)
+        table.add_column("Detail", overflow="fold")  # fold long paths instead of cutting them with "…"
+        table.add_column("Fix", overflow="fold")
         for c in checks:
             table.add_row(c.name, marks[c.status], c.detail, c.fix)
         console = Console()
         console.print(table)
-        console.print(("[green]" if ready else "[red]") + line + "[/]")
+        console.print(("[green]" if ready else "[red]") + line + "[/]", soft_wrap=True)
     sys.exit(0 if ready else 1)
