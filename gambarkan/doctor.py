@@ -110,6 +110,21 @@ def check_tiny_generation(settings: Settings) -> Check:
     return Check("tiny generation", "ok", f"offline end-to-end run in {time.perf_counter() - started:.1f}s (load, sample, PNG)")
 
 
+def check_memory_modes(device: str | None = None, free_vram_mb: int | None = None, free_ram_mb: int | None = None) -> list[Check]:
+    """The memory mode ``--memory auto`` would pick here for SD 1.5, SD 2.x and SDXL at their native size."""
+    from gambarkan.engine.device import _NATIVE_PIXELS, choose_memory_mode, pick_device
+
+    device = device or pick_device("auto")
+    checks = []
+    for kind, label in (("sd15", "SD 1.5"), ("sd2", "SD 2.x"), ("sdxl", "SDXL")):
+        side = int(_NATIVE_PIXELS[kind] ** 0.5)
+        plan = choose_memory_mode("auto", device, kind, side, side, free_vram_mb=free_vram_mb, free_ram_mb=free_ram_mb)
+        status = "warn" if plan.mode == "minimal" else "ok"
+        fix = "it will run, slowly: close other GPU programs or pick a smaller package" if status == "warn" else ""
+        checks.append(Check(f"memory {label} {side}x{side}", status, plan.describe(), fix))
+    return checks
+
+
 def run_doctor(settings: Settings | None = None, network: bool = True) -> list[Check]:
     """All checks in order; each failure carries its fix."""
     settings = settings or Settings.from_env()
@@ -118,6 +133,7 @@ def run_doctor(settings: Settings | None = None, network: bool = True) -> list[C
         return checks
     checks += check_device()
     checks += check_memory_and_disk(settings)
+    checks += check_memory_modes()
     checks.append(Check("folders", "ok", f"home {settings.home}, outputs {settings.output_dir}, models {_hf_cache()}"))
     if network:
         checks.append(check_network())

@@ -69,6 +69,7 @@ def test_generate_cli_speed_options_and_timings(cli, tiny_sd15_dir: Path, tmp_pa
     for key in ("load", "encode", "unet", "decode", "peak_ram_mb", "cold_start", "total"):
         assert key in data["timings"], key
     assert "optimisations:" in run.stderr and "timings:" in run.stderr
+    assert "memory mode high on cpu" in run.stderr  # --verbose explains the memory mode it chose
     assert "taesd_decode off" in run.stderr  # no TAESD is downloaded here: said, not failed
     parameters = read_parameters(Path(data["images"][0]["path"]))
     written = str(parameters)

@@ -13,7 +13,20 @@ def test_doctor_runs_a_tiny_generation_and_reports(cli):
     assert names["torch"]["status"] == "ok"
     assert names["tiny generation"]["status"] == "ok"
     assert "device" in names and "RAM" in names
+    assert "memory mode high on cpu" in names["memory SDXL 1024x1024"]["detail"]  # the choice, explained
     assert data["ready"] is True and run.returncode == 0
+
+
+def test_doctor_explains_the_memory_mode_each_model_family_gets():
+    from gambarkan.doctor import check_memory_modes
+
+    t4 = {c.name: c for c in check_memory_modes("cuda", free_vram_mb=15_000, free_ram_mb=12_000)}
+    assert t4["memory SDXL 1024x1024"].detail.startswith("memory mode high on cuda")
+    assert t4["memory SD 1.5 512x512"].status == "ok"
+    small = {c.name: c for c in check_memory_modes("cuda", free_vram_mb=3_800, free_ram_mb=12_000)}
+    assert small["memory SD 1.5 512x512"].status == "ok"
+    assert small["memory SDXL 1024x1024"].detail.startswith("memory mode minimal")
+    assert small["memory SDXL 1024x1024"].status == "warn" and "slowly" in small["memory SDXL 1024x1024"].fix
 
 
 def test_doctor_reports_the_hub_unreachable_as_a_note():

@@ -143,6 +143,8 @@ def print_verbose(result: Any) -> None:
     shown = ", ".join(f"{k} {v:.2f}s" for k, v in result.timings.items() if not k.endswith("_mb"))
     memory = ", ".join(f"{k.removesuffix('_mb').replace('_', ' ')} {v:.0f} MB" for k, v in result.timings.items() if k.endswith("_mb"))
     console.print(f"timings: {shown}", markup=False)
+    if result.extra.get("memory"):
+        console.print(result.extra["memory"], markup=False)  # the memory mode and why it was chosen
     if memory:
         console.print(f"memory: {memory}", markup=False)
 
