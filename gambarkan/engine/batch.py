@@ -56,27 +56,30 @@ def generate_batch(
     on_progress: Sequence[Callable[[Any], None] | None] | None = None,
     cancels: Sequence[threading.Event | None] | None = None,
     preview_every: int = 0,
+    surfaces: Sequence[str | None] | None = None,
 ) -> list[GenerationResult | BaseException]:
     """Run ``requests`` (equal ``batch_key``) together; one result or exception per request.
 
-    Every request gets its own history row, as if it had been run alone.
+    Every request gets its own history row (under its ``surfaces`` entry, else the engine's),
+    as if it had been run alone.
     """
     from gambarkan.engine import generate as single
 
     n = len(requests)
     progress = list(on_progress or [None] * n)
     stops = list(cancels or [None] * n)
+    where = [s or engine.surface for s in (surfaces or [None] * n)]
     with engine._lock:
-        run_ids = [single._record_start(r, engine.settings, engine.surface) if engine.history else None for r in requests]
+        run_ids = [single._record_start(r, engine.settings, w) if engine.history else None for r, w in zip(requests, where)]
         try:
             outcomes = _run_together(engine, requests, run_ids, progress, stops, preview_every)
         except BaseException as exc:  # noqa: BLE001 - one failure of the shared call fails every request
             outcomes = [exc] * n
-        for request, run_id, outcome in zip(requests, run_ids, outcomes):
+        for request, run_id, outcome, surface in zip(requests, run_ids, outcomes, where):
             if engine.history:
                 error = outcome if isinstance(outcome, BaseException) else None
                 result = None if error else outcome
-                single._record(result, request, error, engine.settings, run_id, engine.surface)
+                single._record(result, request, error, engine.settings, run_id, surface)
         for outcome in outcomes:
             if isinstance(outcome, (KeyboardInterrupt, SystemExit)):
                 raise outcome

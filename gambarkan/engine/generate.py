@@ -232,19 +232,25 @@ class Engine:
         on_progress: ProgressCallback | None = None,
         cancel: threading.Event | None = None,
         preview_every: int = 0,
+        surface: str | None = None,
     ) -> GenerationResult:
-        """Run ``request`` and return its result; records it in the history either way."""
+        """Run ``request`` and return its result; records it in the history either way.
+
+        ``surface`` names where the request came from in the history when it is not this
+        engine's own (the web UI mounted in the server shares the server's engine).
+        """
+        surface = surface or self.surface
         with self._lock:
-            run_id = _record_start(request, self.settings, self.surface) if self.history else None
+            run_id = _record_start(request, self.settings, surface) if self.history else None
             self._run_id = run_id  # each saved image is added to this row at once (see _generate)
             try:
                 result = self._generate(request, on_progress, cancel, preview_every)
             except BaseException as exc:
                 if self.history:
-                    _record(None, request, exc, self.settings, run_id, self.surface)
+                    _record(None, request, exc, self.settings, run_id, surface)
                 raise
             if self.history:
-                _record(result, request, None, self.settings, run_id, self.surface)
+                _record(result, request, None, self.settings, run_id, surface)
             return result
 
     def _generate(self, request: GenerationRequest, on_progress: ProgressCallback | None, cancel: threading.Event | None, preview_every: int) -> GenerationResult:

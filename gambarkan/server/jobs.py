@@ -539,8 +539,9 @@ class JobQueue:
         crash_point(job.request.prompt)
         try:
             outcome: Any = engine.generate(
-                job.request, on_progress=self._progress_reporter(job), cancel=job.cancel, preview_every=job.preview_every
-            )
+                job.request, on_progress=self._progress_reporter(job), cancel=job.cancel, preview_every=job.preview_every,
+                **_surface(engine, job),
+            )  # fmt: skip
         except Exception as exc:  # noqa: BLE001 - _complete turns it into the job's error
             outcome = exc
         self._complete(job, outcome)
@@ -564,6 +565,7 @@ class JobQueue:
         outcomes = generate_batch(
             engine, [job.request for job in jobs], on_progress=[self._progress_reporter(job) for job in jobs],
             cancels=[job.cancel for job in jobs], preview_every=max(job.preview_every for job in jobs),
+            surfaces=[_surface(engine, job).get("surface") for job in jobs],
         )  # fmt: skip
         for job, outcome in zip(jobs, outcomes):
             self._complete(job, outcome)
@@ -619,6 +621,13 @@ class JobQueue:
         if record:
             _record_cancelled(job, error, getattr(self.engines[0], "settings", None) if self.engines else None)
         self._fail(job, error, CANCELLED)
+
+
+def _surface(engine: Any, job: Job) -> dict[str, str]:
+    """``surface="ui"`` for the web UI's jobs on an engine of another surface (the server's), else {}."""
+    if job.source == "ui" and getattr(engine, "surface", "ui") != "ui":
+        return {"surface": "ui"}
+    return {}
 
 
 def _record_cancelled(job: Job, error: CancelledError, settings: Any) -> None:

@@ -35,11 +35,11 @@ def queue_and_engine(tmp_path: Path):
     queue.shutdown(10)
 
 
-def run_jobs(queue, requests: list[GenerationRequest]) -> list:
+def run_jobs(queue, requests: list[GenerationRequest], sources: list[str]) -> list:
     from gambarkan.server.jobs import Job
 
     queue.pause()
-    jobs = [queue.submit(Job(request, source="ui")) for request in requests]
+    jobs = [queue.submit(Job(request, source=source)) for request, source in zip(requests, sources)]
     queue.resume()
     for job in jobs:
         job.future.result(timeout=240)
@@ -57,7 +57,7 @@ def test_compatible_jobs_share_one_call_and_equal_their_single_runs(queue_and_en
     ]
     # One of another size waits in the same queue: it may not join the batch.
     other = GenerationRequest(prompt="kucing oranye", seed=5, model=str(tiny_sd15_dir), **{**SMALL, "width": 72})
-    jobs = run_jobs(queue, requests + [other])
+    jobs = run_jobs(queue, requests + [other], ["a1111", "ui", "openai", "a1111"])
 
     started = [next(e["data"] for e in job.events if e["event"] == "started") for job in jobs]
     assert [s.get("batched_with") for s in started] == [2, 2, 2, None]
@@ -76,13 +76,13 @@ def test_compatible_jobs_share_one_call_and_equal_their_single_runs(queue_and_en
     assert np.abs(firsts[0] - firsts[1]).max() > 10 and np.abs(firsts[1] - firsts[2]).max() > 10
     assert jobs[3].result.width == 72 and "batched_with" not in jobs[3].result.extra
 
-    # Each batched job has its own history row naming its own files.
+    # Each batched job has its own history row naming its own files, under its own surface.
     with History.open(engine.settings) as history:
-        rows = [row for row in history.search(limit=20) if row["surface"] == "server"]
+        rows = [row for row in history.search(limit=20) if row["surface"] in ("server", "ui")]
     by_seed = {row["seed"]: row for row in rows if row["status"] == "done" and row["width"] == 64}
-    for job, request in zip(jobs[:3], requests):
+    for job, request, surface in zip(jobs[:3], requests, ["server", "ui", "server"]):
         row = by_seed[request.seed]
-        assert row["prompt"] == job.result.prompt
+        assert row["prompt"] == job.result.prompt and row["surface"] == surface
         assert sorted(row["paths"]) == sorted(str(image.path) for image in job.result.images)
 
 
@@ -117,3 +117,14 @@ def test_requests_that_cannot_share_a_call_are_not_keyed_together(tiny_sd15_dir:
     assert batch_key(base.model_copy(update={"prompt": "a <lora:x:0.5>"})) is None
     assert batching_pays("auto", "cpu") is False and batching_pays("auto", "cuda") is True
     assert batching_pays("on", "cpu") is True and batching_pays("off", "cuda") is False
+
+
+def test_web_ui_jobs_on_the_servers_engine_are_recorded_as_ui(queue_and_engine, tiny_sd15_dir: Path):
+    from gambarkan.outputs.history import History
+
+    queue, engine = queue_and_engine
+    request = GenerationRequest(prompt="perahu merah", seed=3, model=str(tiny_sd15_dir), **SMALL)
+    run_jobs(queue, [request, request.model_copy(update={"seed": 4, "steps": 2})], ["ui", "a1111"])  # not batchable
+    with History.open(engine.settings) as history:
+        surfaces = {row["seed"]: row["surface"] for row in history.search(limit=5)}
+    assert surfaces == {3: "ui", 4: "server"}
