@@ -377,7 +377,7 @@ def pull(spec: ModelSpec, settings: Any, *, show_progress: bool = True, offline:
     if offline:
         raise NetworkError(
             f"package '{spec.name}' is not downloaded and offline mode is on",
-            f"run `gambarkan models pull {spec.name}` with a connection, or use --model PATH",
+            f"run `gambarkan models pull {spec.name}` with a connection (check it with `gambarkan doctor`), or use --model PATH",
         )
     from huggingface_hub import snapshot_download
 

@@ -281,6 +281,7 @@ def test_generate_pulls_a_missing_package_first(tiny_folder: Path, tmp_path: Pat
         assert added.exit_code == 0, added.output
         offline = _invoke("generate", "x", "--preset", "dari-hub", "--offline", *small)
         assert offline.exit_code == 2 and "not downloaded and offline mode is on" in offline.output
+        assert "gambarkan doctor" in offline.output and "--model PATH" in offline.output
         assert not any("/resolve/" in p for _, p, _ in hub.log)
 
         run = _invoke("generate", "a bird", "--preset", "dari-hub", "-o", str(tmp_path / "out"), *small)
