@@ -121,7 +121,7 @@ def run_server(app: Any, host: str, port: int, shutdown_timeout: float, log_leve
     default="auto",
     show_default=True,
     type=click.Choice(["auto", "on", "off"]),
-    help="Run queued jobs that differ only in prompt and seed as one batch (auto: on a GPU, where it is faster).",
+    help="Run queued jobs that differ only in prompt and seed as one batch (auto: on a GPU only).",
 )
 @click.option(
     "--no-save", is_flag=True, help="Do not keep PNGs of OpenAI b64_json and native jobs (A1111 follows save_images)."

@@ -1,7 +1,8 @@
 """Several queued requests in one pipeline call, when they share everything but prompt and seed.
 
-The server's queue uses this on devices where a bigger batch is faster (a GPU with room to
-spare); on a CPU one image already keeps every core busy, so it is off there by default.
+The server's queue uses this on a GPU, where a bigger batch uses the card better. On a CPU it
+is off by default: one image already keeps the cores busy (4 jobs at 256x256 gained only 1.12x
+in ``benchmarks/batching.py``) and the first job would wait for the whole batch.
 Each request keeps its own seeds (noise made by its own generators), its own PNG metadata and
 its own history row, so its images are the ones it would get alone, within float rounding
 (batched matmuls may round differently in the last bit: at most 2/255 in a pixel, the same

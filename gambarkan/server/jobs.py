@@ -7,7 +7,7 @@ on the job so any number of SSE listeners (and late ones) see the same ordered s
 With a ``JobStore`` (``gambarkan.server.store``) every accepted job is written to disk
 before the client gets its id, and a restarted server runs the jobs a killed one left behind.
 
-Batching: where a bigger batch is faster (``batching="auto"``: on a GPU), a worker takes the
+Batching: where a bigger batch pays (``batching="auto"``: on a GPU), a worker takes the
 job at the head of the queue together with the queued jobs that differ from it only in prompt,
 seed and batch size (``gambarkan.engine.batch``), up to ``max_batch_images`` images, and runs
 them as one pipeline call. Each job keeps its seeds, metadata and history row; its images are
