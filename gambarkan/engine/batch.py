@@ -233,32 +233,6 @@ def _run_together(engine: Any, requests: Sequence[GenerationRequest], run_ids: l
     timings.update(single._peak_memory(device))
 
     for i in everyone:
-        p, translation = plans[i], translations[i]
-        outcomes[i] = GenerationResult(
-            images=per_request[i],
-            prompt=translation.prompt,
-            negative_prompt=translation.negative_prompt,
-            original_prompt=translation.original_prompt,
-            original_negative_prompt=translation.original_negative_prompt,
-            model=loaded.name,
-            model_hash=loaded.hash,
-            sampler=p.sampler,
-            steps=p.steps,
-            cfg=p.cfg,
-            width=p.width,
-            height=p.height,
-            clip_skip=p.clip_skip,
-            seed=seeds[i],
-            preset=p.preset,
-            translator=translation.translator,
-            device=device,
-            dtype=dtype,
-            timings=dict(timings),
-            extra={
-                "optimizations": opt.options.enabled,
-                "memory": loaded.extras["memory_plan"].describe(),
-                "batched_with": n - 1,
-                **({"notes": list(translation.notes) + notes} if translation.notes or notes else {}),
-            },
-        )
+        outcomes[i] = single.make_result(per_request[i], plans[i], translations[i], loaded, opt, seeds[i], device, dtype,
+                                         dict(timings), list(translations[i].notes) + notes, batched_with=n - 1)
     return [outcomes[i] for i in everyone]

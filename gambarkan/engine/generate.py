@@ -360,33 +360,40 @@ class Engine:
         timings["total"] = time.perf_counter() - started
         timings.update(_peak_memory(device))
         timings.update(_since_process_start())
-        return GenerationResult(
-            images=images,
-            prompt=translation.prompt,
-            negative_prompt=translation.negative_prompt,
-            original_prompt=translation.original_prompt,
-            original_negative_prompt=translation.original_negative_prompt,
-            model=loaded.name,
-            model_hash=loaded.hash,
-            sampler=plan.sampler,
-            steps=plan.steps,
-            cfg=plan.cfg,
-            width=plan.width,
-            height=plan.height,
-            clip_skip=plan.clip_skip,
-            seed=seed,
-            preset=plan.preset,
-            translator=translation.translator,
-            device=device,
-            dtype=dtype,
-            timings=timings,
-            extra={
-                "optimizations": opt.options.enabled,
-                "memory": loaded.extras["memory_plan"].describe(),
-                **({"optimization_notes": opt.notes} if opt.notes else {}),
-                **({"notes": notes} if notes else {}),
-            },
-        )
+        return make_result(images, plan, translation, loaded, opt, seed, device, dtype, timings, notes)
+
+
+def make_result(images: list[GeneratedImage], plan: Plan, translation: Translation, loaded: Any, opt: Any, seed: int,
+                device: str, dtype: str, timings: dict[str, float], notes: list[str], **extra: Any) -> GenerationResult:
+    """The GenerationResult of a finished run (one request; batch.py makes one per batched request)."""
+    return GenerationResult(
+        images=images,
+        prompt=translation.prompt,
+        negative_prompt=translation.negative_prompt,
+        original_prompt=translation.original_prompt,
+        original_negative_prompt=translation.original_negative_prompt,
+        model=loaded.name,
+        model_hash=loaded.hash,
+        sampler=plan.sampler,
+        steps=plan.steps,
+        cfg=plan.cfg,
+        width=plan.width,
+        height=plan.height,
+        clip_skip=plan.clip_skip,
+        seed=seed,
+        preset=plan.preset,
+        translator=translation.translator,
+        device=device,
+        dtype=dtype,
+        timings=timings,
+        extra={
+            "optimizations": opt.options.enabled,
+            "memory": loaded.extras["memory_plan"].describe(),
+            **({"optimization_notes": opt.notes} if opt.notes else {}),
+            **({"notes": notes} if notes else {}),
+            **extra,
+        },
+    )
 
 
 def _peak_memory(device: str) -> dict[str, float]:
