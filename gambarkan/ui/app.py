@@ -68,11 +68,15 @@ def package_info(name: str, settings: Any, lang: str = DEFAULT_LANG) -> str:
 
     try:
         spec = get_package(name, settings)
-        installed = spec.source_type != "hub" or store.is_installed(spec, settings)
+        local = spec.source_type != "hub"
+        installed = local or store.is_installed(spec, settings)
     except GambarkanError as exc:
         return explain_error(exc, lang)
+    license_name = t("license_unknown", lang) if spec.license.startswith("unknown") else spec.license
+    if local:  # a user's own folder or file: nothing to download, so no download size
+        return t("package_info_local", lang, description=spec.description(lang), source=Path(spec.source).name, license=license_name)
     state = t("downloaded" if installed else "not_downloaded", lang)
-    return t("package_info", lang, description=spec.description(lang), size=_mb(spec.download_mb, lang), state=state, license=spec.license)
+    return t("package_info", lang, description=spec.description(lang), size=_mb(spec.download_mb, lang), state=state, license=license_name)
 
 
 def package_kind(name: str, settings: Any) -> str:

@@ -48,6 +48,11 @@ STRINGS: dict[str, dict[str, str]] = {
         "id": "{description}\n\nUkuran unduhan: **{size}** · {state} · Lisensi: {license}",
         "en": "{description}\n\nDownload size: **{size}** · {state} · Licence: {license}",
     },
+    "package_info_local": {
+        "id": "{description}\n\nModel di komputer ini: `{source}` · Lisensi: {license}",
+        "en": "{description}\n\nModel on this machine: `{source}` · Licence: {license}",
+    },
+    "license_unknown": {"id": "belum diketahui (lihat halaman model itu sendiri)", "en": "unknown (check the model's own page)"},
     "downloaded": {"id": "✅ sudah terunduh", "en": "✅ downloaded"},
     "not_downloaded": {"id": "⬇️ belum terunduh (diunduh otomatis saat pertama dipakai)", "en": "⬇️ not downloaded (fetched on first use)"},
     "default_model_info": {"id": "Model bawaan: `{model}`", "en": "Default model: `{model}`"},

@@ -117,6 +117,18 @@ def test_packages_show_description_size_and_download_state(isolated_home) -> Non
     assert all(row[4] == "no" for row in rows)
 
 
+def test_a_users_own_local_package_shows_where_it_is_not_a_download_size(isolated_home, tiny_sd15_dir) -> None:
+    from gambarkan.config import Settings
+    from gambarkan.models.catalog import add_user_package
+
+    settings = Settings.from_env()
+    add_user_package(settings, "punyaku", str(tiny_sd15_dir))
+    info = package_info("punyaku", settings, "id")
+    assert f"`{tiny_sd15_dir.name}`" in info and "Ukuran unduhan" not in info
+    assert "Lisensi: belum diketahui" in info  # in the page's language, not the catalog's English
+    assert "Licence: unknown" in package_info("punyaku", settings, "en")
+
+
 def test_custom_default_model_is_offered_first(isolated_home, monkeypatch) -> None:
     from gambarkan.config import Settings
 
