@@ -109,6 +109,14 @@ def test_bad_lines_are_reported_with_their_place(tmp_path: Path) -> None:
         # an unknown me-/ber-/di- word stays where it was instead of scrambling the phrase
         ("robot raksasa menggebuki gedung tinggi", "giant robot menggebuki a tall building"),
         ("robot raksasa menghancurkan gedung-gedung tinggi", "giant robot destroying tall buildings"),
+        # "di atas": "on" for what rests on a surface, "above"/"over" for what flies or hangs in the sky
+        ("kucing tidur di atas sofa", "cat sleeping on a sofa"),
+        ("kastil di atas bukit", "castle on a hill"),
+        ("burung elang terbang tinggi di atas lembah", "eagle flying high above a valley"),
+        ("bulan di atas gunung", "moon above a mountain"),
+        ("jembatan di atas sungai", "bridge over a river"),
+        ("pesawat, kucing di atas meja", "airplane, cat on a table"),
+        ("mobil melaju cepat di jalan raya", "car speeding fast on a main road"),
     ],
 )
 def test_grammar(g: GlossaryTranslator, source: str, english: str) -> None:

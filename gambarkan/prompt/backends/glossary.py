@@ -24,6 +24,11 @@ ADJ_ORDER = {
     "color": 6, "origin": 7, "material": 8, "type": 9,
 }
 LOCATIVE = {"on", "at", "in"}
+# "di atas" is "on" for things resting on a surface, but "above"/"over" after these verbs and heads.
+ABOVE_AFTER_VERBS = {"flying", "hovering", "soaring", "gliding", "circling"}
+ABOVE_HEADS = {"moon", "full moon", "crescent moon", "sun", "star", "stars", "rainbow", "airplane", "plane", "helicopter",
+               "hot air balloon", "balloon", "drone", "kite", "fireworks", "aurora", "cloud", "clouds", "bridge"}
+OVER_HEADS = {"bridge"}
 VOWEL_SOUND_EXCEPTIONS_A = ("uni", "use", "usu", "eu", "one", "once", "ukulele", "utop")
 VOWEL_SOUND_EXCEPTIONS_AN = ("hour", "honest", "honou", "heir", "8", "11", "18")
 
@@ -468,8 +473,12 @@ class GlossaryTranslator:
         np = NP()
         prev = ""  # role of the previous token: num, det, cls, n, adj, adv, v, prep, conj, stop
 
+        last_head = ""  # head of the last finished noun phrase in this comma segment (the subject of a verb)
+
         def flush(article: bool = False) -> None:
-            nonlocal np
+            nonlocal np, last_head
+            if np.head:
+                last_head = np.head
             if not np.empty:
                 out.append(np.render())
             elif np.pending_adv:
@@ -504,7 +513,7 @@ class GlossaryTranslator:
             if tok.kind == "punct":
                 flush()
                 out.append(tok.text)
-                prev = "punct"
+                prev, last_head = "punct", ""
                 continue
             if tok.kind == "num":
                 start_det(tok.text, tok.text != "1")
@@ -560,8 +569,15 @@ class GlossaryTranslator:
                 prev = "conj"
                 continue
             if e.pos == "prep":
-                flush()
                 english = e.english
+                if e.get("above"):
+                    head = (np.head or last_head).lower()
+                    verb_before = prev == "v" and out and bool(ABOVE_AFTER_VERBS & set(out[-1].split()))
+                    if head in OVER_HEADS:
+                        english = e.get("over") or english
+                    elif verb_before or head in ABOVE_HEADS:
+                        english = e.get("above") or english
+                flush()
                 if "sel" in e.flags:
                     loc = locative(j + 1)
                     if loc:
@@ -593,6 +609,9 @@ class GlossaryTranslator:
                 prev = "v"
                 continue
 
+            if prev == "v" and out and adj is not None and adj.get("after_verb"):
+                out[-1] = f"{out[-1]} {adj.get('after_verb')}"  # "terbang tinggi" -> "flying high"
+                continue
             # nouns, names and adjectives
             if np.title and tok.text[:1].isupper():
                 self._add_word(np, tok.text, "name")
