@@ -419,7 +419,7 @@ def build_ui(settings: Any = None, queue: Any = None, engine: Any = None, lang: 
 
         def fields_to_form(fields: dict[str, Any], lang: str) -> list[Any]:
             return [fields.get("prompt", gr.update()), fields.get("negative_prompt", ""), fields.get("preset") or gr.update(),
-                    fields.get("sampler") or t("from_package", lang), fields.get("steps") or 0, fields.get("cfg", -1),
+                    fields.get("sampler") or t("from_package", lang), fields.get("steps") or 0, -1 if fields.get("cfg") is None else fields["cfg"],
                     fields.get("width") or 0, fields.get("height") or 0, fields.get("seed", -1), fields.get("clip_skip") or 0,
                     fields.get("translate", True)]
 

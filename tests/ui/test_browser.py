@@ -155,6 +155,7 @@ def test_indonesian_prompt_to_gallery_then_english(ui_url: str, page, ui_setting
     page.locator("button#gk-history-reuse").click()
     expect(page.locator("#gk-history-status")).to_contain_text("Pengaturan dari riwayat nomor 1 sudah dimasukkan ke formulir.")
     expect(page.locator("#gk-steps input")).to_have_value("0")  # the first run's request (package default) replaces 150
+    expect(page.locator("#gk-cfg input")).to_have_value("-1")  # package default shown as -1, not an empty field
     expect(page.locator("#gk-seed input")).to_have_value(str(seed))
     assert len(list(ui_settings.output_dir.rglob(f"*-{seed}.png"))) == 1
     page.locator("button#gk-history-delete").click()
