@@ -47,8 +47,29 @@ def _regional_words() -> dict[str, str]:
         if not line.strip() or line.startswith("#"):
             continue
         word, code = line.split("\t")
-        if word not in lex.by_source and word not in lex.source_words:
+        if word not in _indonesian_words(lex):
             out.setdefault(word, code)
+    return out
+
+
+def _indonesian_words(lex: Lexicon) -> set[str]:
+    """Words the glossary knows as Indonesian: all of it but its basic regional words (regional.tsv)."""
+    if lex is Lexicon.default():
+        return _default_indonesian_words()
+    return _words_outside_regional(lex)
+
+
+@lru_cache(maxsize=1)
+def _default_indonesian_words() -> set[str]:
+    return _words_outside_regional(Lexicon.default())
+
+
+def _words_outside_regional(lex: Lexicon) -> set[str]:
+    out: set[str] = set()
+    for e in lex.entries:
+        if e.area != "regional":
+            out.add(e.source)
+            out.update(re.findall(r"[^\W\d_]+", e.source))
     return out
 
 
@@ -58,9 +79,9 @@ def is_indonesian_word(word: str, lex: Lexicon | None = None) -> bool:
     low = word.lower()
     if _is_english(low, lex):
         return False
-    if low in lex.by_source or low in lex.source_words:
+    if low in _indonesian_words(lex) or low in lex.source_words and low not in _regional_words():
         return True
-    return analyze_word(low, lex) is not None
+    return low not in lex.by_source and analyze_word(low, lex) is not None
 
 
 def _is_english(low: str, lex: Lexicon) -> bool:
@@ -69,7 +90,7 @@ def _is_english(low: str, lex: Lexicon) -> bool:
 
 def _classify(word: str, lex: Lexicon) -> str:
     low = word.lower()
-    ind = low in lex.by_source or low in lex.source_words
+    ind = low in _indonesian_words(lex) or low in lex.source_words and low not in _regional_words()
     eng = _is_english(low, lex)
     if ind and eng:
         return "both"
@@ -77,7 +98,7 @@ def _classify(word: str, lex: Lexicon) -> str:
         return ID
     if eng:
         return EN
-    if analyze_word(low, lex) is not None:
+    if low not in lex.by_source and analyze_word(low, lex) is not None:
         return ID
     return UNKNOWN
 

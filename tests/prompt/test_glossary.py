@@ -126,6 +126,59 @@ def test_grammar(g: GlossaryTranslator, source: str, english: str) -> None:
 @pytest.mark.parametrize(
     ("source", "english"),
     [
+        # body parts after a person or animal describe it ("with ... and ...")
+        ("cewek anime rambut biru panjang mata merah", "anime girl with long blue hair and red eyes"),
+        ("cowok keren rambut hitam pendek", "cool guy with short black hair"),
+        ("cewek kucing telinga kucing ekor", "cat girl with cat ears and a tail"),
+        ("kucing mata biru", "cat with blue eyes"),
+        ("jaket kulit", "leather jacket"),
+        # ber- + body part + adjective: the adjective belongs to the body part
+        ("laki-laki tua berjenggot putih", "old man with a white beard"),
+        ("peri kecil bersayap transparan", "small fairy with transparent wings"),
+        ("gadis berambut merah bermata biru", "girl with red hair and blue eyes"),
+        ("pria berjenggot", "bearded man"),
+        # a body part after a preposition is definite
+        ("tato naga di punggung", "dragon tattoo on the back"),
+        # two adjectives joined by "dan"/"atau" both describe the noun
+        ("lampu neon pink dan biru", "pink and blue neon lights"),
+        ("kucing hitam dan anjing putih", "black cat and white dog"),
+        # food sense of a colour word
+        ("martabak manis coklat keju", "chocolate cheese sweet martabak pancake"),
+        ("rambut coklat", "brown hair"),
+        # chat spelling and slang
+        ("sate ayam dgn bumbu kacang", "chicken satay with peanut sauce"),
+        ("cewek cantik bgt", "very beautiful girl"),
+        ("ilustrasi digital estetik banget", "very aesthetic digital illustration"),
+        ("bocil lucu main layangan di sawah", "cute kid flying a kite in a rice field"),
+        ("kucing oren gendut", "chubby orange cat"),
+        ("kota tokyo waktu hujan", "Tokyo city in the rain"),
+        # verbs and set phrases that were left untranslated or doubled
+        ("robot raksasa bertarung melawan monster", "giant robot fighting a monster"),
+        ("pesawat luar angkasa mendarat di planet asing", "spaceship landing on an alien planet"),
+        ("kupu-kupu warna warni hinggap di bunga", "colorful butterfly perched on a flower"),
+        ("danau tenang dikelilingi gunung", "calm lake surrounded by mountains"),
+        ("pohon tua dgn akar menjalar", "old tree with creeping roots"),
+        ("rambut panjang berkibar kena angin", "long hair fluttering in the wind"),
+        ("tumpeng nasi kuning lengkap dengan lauk", "tumpeng yellow rice cone complete with side dishes"),
+        ("gorengan di piring anyaman", "fritters on a woven plate"),
+        ("langit berbintang di atas danau", "starry sky above a lake"),
+        # negative prompts
+        ("jari lebih, tangan tambahan, burik", "extra fingers, extra hands, low quality"),
+        ("gambar pecah, over saturasi", "pixelated image, oversaturated"),
+        ("poster film horor", "horror movie poster"),
+        # basic Javanese and Sundanese words
+        ("cah ayu nganggo jarik, mlaku nang sawah", "pretty girl wearing a jarik batik wrap, walking in a rice field"),
+        ("wong tuwo lungguh nang ngarep omah", "old person sitting in front of a house"),
+        ("budak leutik ulin di walungan", "little kid playing in a river"),
+    ],
+)
+def test_second_audit_prompts(g: GlossaryTranslator, source: str, english: str) -> None:
+    assert g.translate_text(source) == english
+
+
+@pytest.mark.parametrize(
+    ("source", "english"),
+    [
         ("candi borobudur", "Borobudur temple"),
         ("danau toba", "Lake Toba"),
         ("monas di malam hari", "Monas at night"),

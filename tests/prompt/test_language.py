@@ -53,6 +53,9 @@ def test_unknown_words_are_left_alone() -> None:
 def test_regional_language_is_noticed() -> None:
     assert detect("omah gedhe ing alas, wong lanang mlaku").lang == "jv"
     assert detect("budak geulis keur diuk").lang == "su"
+    # the glossary translates some basic regional words; they still count as regional
+    assert detect("cah ayu nganggo jarik").lang == "jv"
+    assert detect("awewe geulis").lang == "su"
 
 
 def test_words_shared_by_both_languages_fall_back_to_the_detector() -> None:

@@ -27,7 +27,8 @@ LOCATIVE = {"on", "at", "in"}
 # "di atas" is "on" for things resting on a surface, but "above"/"over" after these verbs and heads.
 ABOVE_AFTER_VERBS = {"flying", "hovering", "soaring", "gliding", "circling"}
 ABOVE_HEADS = {"moon", "full moon", "crescent moon", "sun", "star", "stars", "rainbow", "airplane", "plane", "helicopter",
-               "hot air balloon", "balloon", "drone", "kite", "fireworks", "aurora", "cloud", "clouds", "bridge"}
+               "hot air balloon", "balloon", "drone", "kite", "fireworks", "aurora", "cloud", "clouds", "bridge",
+               "sky", "night sky", "starry sky", "milky way"}
 OVER_HEADS = {"bridge"}
 VOWEL_SOUND_EXCEPTIONS_A = ("uni", "use", "usu", "eu", "one", "once", "ukulele", "utop")
 VOWEL_SOUND_EXCEPTIONS_AN = ("hour", "honest", "honou", "heir", "8", "11", "18")
@@ -52,6 +53,7 @@ class Entry:
     cls: str = ""
     flags: frozenset[str] = frozenset()
     values: tuple[tuple[str, str], ...] = ()
+    area: str = ""  # the glossary file it comes from ("people", "food"...)
 
     def get(self, key: str, default: str | None = None) -> str | None:
         for k, v in self.values:
@@ -75,7 +77,7 @@ class Entry:
         return ADJ_ORDER["type"]
 
 
-def parse_line(line: str, where: str) -> Entry | None:
+def parse_line(line: str, where: str, area: str = "") -> Entry | None:
     """Parse one TSV line (``id<TAB>en<TAB>pos[<TAB>flags]``); comments and blanks give None."""
     if not line.strip() or line.lstrip().startswith("#"):
         return None
@@ -99,7 +101,7 @@ def parse_line(line: str, where: str) -> Entry | None:
             elif item:
                 flags.add(item)
     english = "" if english == "-" else english
-    return Entry(source.lower(), english, pos, cls, frozenset(flags), tuple(values))
+    return Entry(source.lower(), english, pos, cls, frozenset(flags), tuple(values), area)
 
 
 def load_entries(paths: list[Path] | None = None) -> list[Entry]:
@@ -110,7 +112,7 @@ def load_entries(paths: list[Path] | None = None) -> list[Entry]:
     for path in paths:
         with open(path, encoding="utf-8") as fh:
             for lineno, line in enumerate(fh, 1):
-                entry = parse_line(line, f"{path.name}:{lineno}")
+                entry = parse_line(line, f"{path.name}:{lineno}", path.stem)
                 if entry is not None:
                     entries.append(entry)
     return entries
@@ -253,7 +255,7 @@ def _passive(e: Entry) -> Entry:
     pp = e.get("pp")
     if not pp:
         return e
-    return Entry(e.source, pp, "v", e.cls, e.flags, e.values)
+    return Entry(e.source, pp, "v", e.cls, e.flags, e.values, e.area)
 
 
 # --------------------------------------------------------------------------- English helpers
@@ -311,6 +313,8 @@ class NP:
     cls_noun: str = ""
     position: int = 0
     title: str = ""  # "Lake {}" waiting for its name
+    joiner: str = ""  # "and"/"or" joining the next adjective to the last one
+    after_prep: bool = False  # a body part after a preposition is definite: "on the back"
 
     @property
     def empty(self) -> bool:
@@ -338,7 +342,7 @@ class NP:
         text = " ".join(w for w in words if w)
         det = self.det
         if not det and self.article and text and head is not None and self.head_kind == "lex" and entry is not None:
-            if "the" in flags:
+            if "the" in flags or self.after_prep and "body" in flags:
                 det = "the"
             elif entry.pos == "n" and not self.plural and not (flags & {"mass", "plural"}):
                 det = indefinite_article(text)
@@ -464,6 +468,12 @@ class GlossaryTranslator:
             found = [e for e in self.lex.lookup(" ".join([root, *words])) if e.pos == "n"]
             if found:
                 return n, Tok(" ".join(raw[i : i + n]), "lex", found, affix="ber")
+        # "berjenggot" is "bearded", but "berjenggot putih" is "with a white beard", not "bearded white"
+        body = [e for e in self.lex.lookup(root) if e.pos == "n" and "body" in e.flags]
+        if body and i + 1 < len(raw) and raw[i + 1][0].isalpha():
+            nxt = analyze_word(raw[i + 1], self.lex)
+            if nxt is not None and nxt.entries[0].pos == "adj":
+                return 1, Tok(raw[i], "lex", body, affix="ber")
         return None
 
     # -- grammar stage
@@ -474,6 +484,7 @@ class GlossaryTranslator:
         prev = ""  # role of the previous token: num, det, cls, n, adj, adv, v, prep, conj, stop
 
         last_head = ""  # head of the last finished noun phrase in this comma segment (the subject of a verb)
+        body_with = False  # inside "with <body part>": a further body part joins with "and"
 
         def flush(article: bool = False) -> None:
             nonlocal np, last_head
@@ -513,7 +524,7 @@ class GlossaryTranslator:
             if tok.kind == "punct":
                 flush()
                 out.append(tok.text)
-                prev, last_head = "punct", ""
+                prev, last_head, body_with = "punct", "", False
                 continue
             if tok.kind == "num":
                 start_det(tok.text, tok.text != "1")
@@ -561,6 +572,10 @@ class GlossaryTranslator:
                 prev = "adv"
                 continue
             if e.pos == "conj":
+                if e.english in ("and", "or") and prev == "adj" and np.head is not None and self._adj_only(toks, j + 1):
+                    np.joiner = e.english  # "lampu neon pink dan biru" -> "pink and blue neon lights"
+                    prev = "conj"
+                    continue
                 keep_article = np.article
                 flush()
                 if e.english:
@@ -568,6 +583,8 @@ class GlossaryTranslator:
                 np.article = keep_article and e.english == "and"
                 prev = "conj"
                 continue
+            if e.pos in ("prep", "v", "conj"):
+                body_with = False
             if e.pos == "prep":
                 english = e.english
                 if e.get("above"):
@@ -584,14 +601,16 @@ class GlossaryTranslator:
                         english = e.get(loc) or loc
                 if english:
                     out.append(english)
-                np.article = True
+                np.article = np.after_prep = True
                 prev = "prep"
                 continue
             if tok.affix == "ber" and noun is not None and verb is None:
+                joiner = "and" if body_with and "body" in noun.flags and np.head_entry and "body" in np.head_entry.flags else ""
                 flush()
                 wear = "wear" in noun.flags
-                out.append("wearing" if wear else "with")
-                np.article = wear
+                out.append(joiner or ("wearing" if wear else "with"))
+                np.article = True  # "with a beard", "with pink hair", "wearing a hat"
+                body_with = "body" in noun.flags
                 self._set_head(np, tok, noun)
                 prev = "n"
                 continue
@@ -632,7 +651,14 @@ class GlossaryTranslator:
                     prev = "adj"
                 continue
             if adj is not None and (e is adj or noun is None or noun.pos != "name" and prev in ("adj", "adv")):
-                np.add_mod(adj.order, adj.english)
+                food = np.head_entry is not None and np.head_entry.area == "food"
+                text = (food and adj.get("food")) or adj.english  # "susu coklat" -> "chocolate milk"
+                if np.joiner and np.mods:
+                    order, pos, last = np.mods[-1]
+                    np.mods[-1] = (order, pos, f"{last} {np.joiner} {text}")
+                    np.joiner = ""
+                else:
+                    np.add_mod(adj.order, text)
                 prev = "adj"
                 continue
             assert noun is not None
@@ -644,12 +670,29 @@ class GlossaryTranslator:
                 self._set_head(np, tok, noun)
                 prev = "n"
                 continue
+            if head is not None and "body" in noun.flags and (_is_being(head) or body_with and "body" in head.flags):
+                # "cewek rambut biru mata merah" -> "girl with blue hair and red eyes"
+                joiner = "and" if body_with and "body" in head.flags else "with"
+                flush()
+                out.append(joiner)
+                np.article, body_with = True, True
+                self._set_head(np, tok, noun)
+                prev = "n"
+                continue
             if tok.plural:
                 np.plural = True
             np.add_mod(noun.order, noun.modifier)
             prev = "n"
         flush()
         return _join(out)
+
+    @staticmethod
+    def _adj_only(toks: list[Tok], k: int) -> bool:
+        """Whether ``toks[k]`` is an adjective that cannot be a noun (it joins the one before)."""
+        if k >= len(toks) or toks[k].kind != "lex":
+            return False
+        pos = {e.pos for e in toks[k].entries}
+        return "adj" in pos and not pos & {"n", "name"} and (k + 1 >= len(toks) or toks[k + 1].kind == "punct")
 
     @staticmethod
     def _complement(noun: Entry) -> bool:
@@ -677,6 +720,11 @@ class GlossaryTranslator:
             np.plural = True
         if title:
             np.title = title
+
+
+def _is_being(entry: Entry) -> bool:
+    """A person or an animal, which body parts after it describe ("cewek rambut biru")."""
+    return entry.area in ("people", "animals") and entry.pos == "n" and not entry.flags & {"body", "of"}
 
 
 def _join(parts: list[str]) -> str:
