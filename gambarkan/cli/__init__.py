@@ -7,6 +7,7 @@ Each feature keeps its commands in ``gambarkan/cli/<feature>.py`` and registers 
 from __future__ import annotations
 
 import importlib
+import sys
 from typing import Any
 
 import click
@@ -29,6 +30,8 @@ LAZY_COMMANDS: dict[str, str] = {
     "loras": "gambarkan.cli.loras:loras",
 }
 
+_NO_ARGS_IS_HELP = getattr(click.exceptions, "NoArgsIsHelpError", ())
+
 
 class LazyGroup(click.Group):
     """A click group that imports a subcommand's module only when it is used."""
@@ -41,6 +44,41 @@ class LazyGroup(click.Group):
             module_name, attr = LAZY_COMMANDS[name].split(":")
             return getattr(importlib.import_module(module_name), attr)
         return super().get_command(ctx, name)
+
+    def invoke(self, ctx: click.Context) -> Any:
+        """Run the subcommand; a failure while click reads its arguments (a NUL in a path) is one line too."""
+        from gambarkan.cli.common import debug_on, report
+
+        try:
+            return super().invoke(ctx)
+        except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort):
+            raise
+        except Exception as exc:
+            if debug_on(ctx):
+                raise
+            report(exc)
+
+    def main(self, *args: Any, standalone_mode: bool = True, **kwargs: Any) -> Any:
+        """Click's main, but a usage mistake (bad option value, unknown command) is one line on stderr, exit 2."""
+        if not standalone_mode:
+            return super().main(*args, standalone_mode=False, **kwargs)
+        try:
+            code = super().main(*args, standalone_mode=False, **kwargs)
+        except _NO_ARGS_IS_HELP as exc:  # `gambarkan models` alone shows its help (click >= 8.2)
+            exc.show()
+            sys.exit(exc.exit_code)
+        except click.UsageError as exc:
+            from gambarkan.cli.common import fail
+
+            where = " ".join(["gambarkan", *(exc.ctx.command_path.split()[1:] if exc.ctx else [])])
+            fail(f"{exc.format_message().rstrip('.')} (see: {where} --help)", exc.exit_code)
+        except click.ClickException as exc:
+            exc.show()
+            sys.exit(exc.exit_code)
+        except click.exceptions.Abort:
+            click.echo("Aborted!", err=True)
+            sys.exit(1)
+        sys.exit(code if isinstance(code, int) else 0)
 
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -59,6 +97,18 @@ def main(ctx: click.Context, debug: bool) -> None:
     """
     ctx.ensure_object(dict)
     ctx.obj["debug"] = debug
+    check_folders()
+
+
+def check_folders() -> None:
+    """A GAMBARKAN_HOME or GAMBARKAN_OUTPUT_DIR that names a file fails here, once, in one line."""
+    from gambarkan.cli.common import fail
+    from gambarkan.config import Settings
+
+    settings = Settings.from_env()
+    for variable, path in (("GAMBARKAN_HOME", settings.home), ("GAMBARKAN_OUTPUT_DIR", settings.output_dir)):
+        if path.exists() and not path.is_dir():
+            fail(f"{variable} points at a file, not a folder: {path} (point it at a folder, or unset it)")
 
 
 def run(*args: Any, **kwargs: Any) -> Any:

@@ -25,10 +25,77 @@ def err_console() -> Any:
     return Console(stderr=True, highlight=False, soft_wrap=True)
 
 
+def one_line(text: str) -> str:
+    """``text`` with control characters escaped, so a name holding a newline or NUL stays on one line."""
+    return "".join(ch if ch.isprintable() or ch == " " else repr(ch)[1:-1] for ch in text)
+
+
 def fail(message: str, code: int = 2) -> None:
-    """Print ``gambarkan: error: message`` on stderr and exit with ``code``."""
-    click.echo(f"gambarkan: error: {message}", err=True)
+    """Print ``gambarkan: error: message`` on stderr (always one line) and exit with ``code``."""
+    click.echo(f"gambarkan: error: {one_line(message)}", err=True)
     sys.exit(code)
+
+
+def not_empty(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
+    """Click callback: a value given as an empty string is a mistake, not "use the default"."""
+    for item in value if isinstance(value, tuple) else (value,):
+        if isinstance(item, str) and not item.strip():
+            hint = "leave the option out to use the default" if isinstance(param, click.Option) else "give a value"
+            raise click.BadParameter(f"must not be empty ({hint})")
+    return value
+
+
+def finite(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
+    """Click callback: reject ``nan`` (FloatRange lets it through, every comparison with it is false)."""
+    import math
+
+    if isinstance(value, float) and not math.isfinite(value):
+        raise click.BadParameter(f"{value} is not a number of seconds")
+    return value
+
+
+class RunId(click.ParamType):
+    """A history id: a positive whole number that fits SQLite's INTEGER."""
+
+    name = "ID"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> int:
+        try:
+            number = int(value)
+        except (TypeError, ValueError):
+            number = 0
+        if not 1 <= number < 2**63:
+            self.fail(f"'{value}' is not a history id (see the ids with: gambarkan history)", param, ctx)
+        return number
+
+
+def debug_on(ctx: click.Context | None) -> bool:
+    """Whether ``gambarkan --debug`` was given."""
+    root = ctx.find_root() if ctx else None
+    return bool(root and isinstance(root.obj, dict) and root.obj.get("debug"))
+
+
+def report(exc: BaseException) -> None:
+    """Turn an exception into one line on stderr and an exit code (the rules of ``handle_errors``)."""
+    if isinstance(exc, GambarkanError):
+        fail(str(exc), exc.exit_code)
+    if isinstance(exc, BrokenPipeError):
+        # The reader went away (`gambarkan history | head`): stop quietly, like other tools.
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        sys.exit(0)
+    if isinstance(exc, KeyboardInterrupt):
+        fail("interrupted; images already saved are kept", 130)
+    if isinstance(exc, MemoryError):
+        fail("out of memory (RAM) (lower --width/--height or --batch-size, or close other programs)")
+    if isinstance(exc, ValueError) and "null" in str(exc) and ("byte" in str(exc) or "character" in str(exc)):
+        fail("a path or name contains a NUL character (remove it)")
+    if isinstance(exc, OSError):
+        where = f": {exc.filename}" if getattr(exc, "filename", None) else ""
+        fail(f"{exc.strerror or exc}{where} (check the path and free disk space; --debug shows details)")
+    first = str(exc).splitlines()[0] if str(exc) else ""
+    fail(f"unexpected {type(exc).__name__}: {first} (run again with `gambarkan --debug ...` and report it)", 1)
 
 
 def handle_errors(func: F) -> F:
@@ -39,34 +106,18 @@ def handle_errors(func: F) -> F:
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        ctx = click.get_current_context(silent=True)
-        debug = bool(ctx and ctx.find_root().obj and ctx.find_root().obj.get("debug"))
         try:
             return func(*args, **kwargs)
-        except GambarkanError as exc:
-            if debug:
+        except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort):
+            raise  # click prints these itself (one line, see gambarkan.cli.LazyGroup.main)
+        except KeyboardInterrupt as exc:
+            report(exc)
+        except BrokenPipeError as exc:
+            report(exc)
+        except Exception as exc:  # last resort included: still one line, never a traceback
+            if debug_on(click.get_current_context(silent=True)):
                 raise
-            fail(str(exc), exc.exit_code)
-        except BrokenPipeError:
-            # The reader went away (`gambarkan history | head`): stop quietly, like other tools.
-            import os
-
-            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-            sys.exit(0)
-        except KeyboardInterrupt:
-            fail("interrupted; images already saved are kept", 130)
-        except MemoryError:
-            if debug:
-                raise
-            fail("out of memory (RAM) (lower --width/--height or --batch-size, or close other programs)")
-        except OSError as exc:
-            if debug:
-                raise
-            fail(f"{exc.strerror or exc}{': ' + str(exc.filename) if getattr(exc, 'filename', None) else ''} (check the path and free disk space; --debug shows details)")
-        except Exception as exc:  # last resort: still one line, never a traceback
-            if debug:
-                raise
-            fail(f"unexpected {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''} (run again with `gambarkan --debug ...` and report it)", 1)
+            report(exc)
 
     return wrapper  # type: ignore[return-value]
 

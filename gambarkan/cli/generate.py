@@ -9,7 +9,7 @@ from typing import Any
 
 import click
 
-from gambarkan.cli.common import err_console, handle_errors, print_json, quiet_libraries
+from gambarkan.cli.common import err_console, handle_errors, not_empty, print_json, quiet_libraries
 
 DEVICE_CHOICES = ["auto", "cpu", "cuda", "mps"]
 DTYPE_CHOICES = ["auto", "fp32", "fp16", "bf16"]
@@ -19,28 +19,28 @@ def request_options(func: Any) -> Any:
     """The generation options shared by ``generate`` and ``again``."""
     options = [
         click.option("--negative", "-n", "negative_prompt", default=None, help="Negative prompt: what to keep out of the image."),
-        click.option("--model", "-m", default=None, help="Hugging Face repo id, local diffusers folder, or .safetensors file."),
-        click.option("--preset", "-p", default=None, help="Model package (see: gambarkan models list)."),
+        click.option("--model", "-m", default=None, callback=not_empty, help="Hugging Face repo id, local diffusers folder, or .safetensors file."),
+        click.option("--preset", "-p", default=None, callback=not_empty, help="Model package (see: gambarkan models list)."),
         click.option("--steps", "-s", type=int, default=None, help="Denoising steps (1-150)."),
         click.option("--cfg", "-c", type=float, default=None, help="Guidance scale: how closely to follow the prompt (0-30)."),
         click.option("--width", "-W", type=int, default=None, help="Image width in pixels (multiple of 8)."),
         click.option("--height", "-H", type=int, default=None, help="Image height in pixels (multiple of 8)."),
-        click.option("--sampler", "-S", default=None, help='A1111 sampler name, e.g. "Euler a" (see: gambarkan samplers).'),
+        click.option("--sampler", "-S", default=None, callback=not_empty, help='A1111 sampler name, e.g. "Euler a" (see: gambarkan samplers).'),
         click.option("--seed", type=int, default=None, help="Seed; -1 for random. Image i of a batch uses seed+i."),
         click.option("--batch-size", "-b", type=int, default=None, help="Images made together in one batch."),
         click.option("--count", "-N", type=int, default=None, help="Number of batches."),
         click.option("--clip-skip", type=int, default=None, help="A1111 clip skip (1 = last layer, 2 = penultimate)."),
-        click.option("--out", "-o", "out_dir", default=None, help="Output folder (default: a folder per day)."),
+        click.option("--out", "-o", "out_dir", default=None, callback=not_empty, help="Output folder (default: a folder per day)."),
         click.option("--device", type=click.Choice(DEVICE_CHOICES), default=None, help="Where to run."),
         click.option("--dtype", type=click.Choice(DTYPE_CHOICES), default=None, help="Number format for the model."),
         click.option("--memory", type=click.Choice(["auto", "high", "low", "minimal"]), default=None, help="Memory mode: low/minimal offload to RAM."),
-        click.option("--translator", "-t", default=None, help="Translation backend: auto, glossary, marian, nllb, google, none."),
+        click.option("--translator", "-t", default=None, callback=not_empty, help="Translation backend: auto, glossary, marian, nllb, google, none."),
         click.option("--no-translate", is_flag=True, default=False, help="Use the prompt exactly as written."),
         click.option("--no-style", is_flag=True, default=False, help="Leave out the package's style words."),
         click.option("--offline", is_flag=True, default=False, help="Never touch the network; use only downloaded models."),
         click.option("--fast", is_flag=True, default=False, help="Lossy speed-ups: TAESD decoding, bf16 on CPU, DeepCache (marked in the PNG)."),
         click.option("--compile", "compile_", is_flag=True, default=False, help="torch.compile the U-Net (slow first run per size, cached on disk)."),
-        click.option("--optimize", default=None, help='Speed techniques, e.g. "channels_last,-fused_qkv" or "none" (see benchmarks/RESULTS.md).'),
+        click.option("--optimize", default=None, callback=not_empty, help='Speed techniques, e.g. "channels_last,-fused_qkv" or "none" (see benchmarks/RESULTS.md).'),
     ]
     for option in reversed(options):
         func = option(func)
@@ -152,8 +152,8 @@ def print_verbose(result: Any) -> None:
 @click.command()
 @click.argument("prompt", required=False)
 @request_options
-@click.option("--from", "from_image", type=click.Path(dir_okay=False), default=None, help="Re-run the settings stored in a PNG (ours or A1111's).")
-@click.option("--lora-dir", "lora_dirs", multiple=True, type=click.Path(file_okay=False), help="Extra folder to look for LoRAs and embeddings in (repeatable).")
+@click.option("--from", "from_image", type=click.Path(dir_okay=False), default=None, callback=not_empty, help="Re-run the settings stored in a PNG (ours or A1111's).")
+@click.option("--lora-dir", "lora_dirs", multiple=True, type=click.Path(file_okay=False), callback=not_empty, help="Extra folder to look for LoRAs and embeddings in (repeatable).")
 @click.option("--no-save", is_flag=True, help="Do not write PNG files (useful with --json in scripts).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object with paths, seeds, settings and timings.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar or notes.")
@@ -169,7 +169,6 @@ def generate(prompt: str | None, from_image: str | None, lora_dirs: tuple[str, .
       gambarkan generate --from 00001-42.png --seed 43
     """
     from gambarkan.errors import InvalidRequestError
-    from gambarkan.request import GenerationRequest
 
     fields: dict[str, Any] = {}
     if from_image:
@@ -186,4 +185,22 @@ def generate(prompt: str | None, from_image: str | None, lora_dirs: tuple[str, .
     if lora_dirs:  # read by Settings.from_env() when the engine starts, just below
         for name in ("GAMBARKAN_LORA_DIRS", "GAMBARKAN_EMBEDDING_DIRS"):
             os.environ[name] = os.pathsep.join([*lora_dirs, *filter(None, [os.environ.get(name)])])
-    run_request(GenerationRequest(**fields), as_json, quiet, verbose)
+    run_request(build_request(fields, from_image, options), as_json, quiet, verbose)
+
+
+def build_request(fields: dict[str, Any], from_image: str | None, options: dict[str, Any]) -> Any:
+    """The GenerationRequest; a bad value read from a ``--from`` PNG names that PNG (its text is damaged)."""
+    from gambarkan.errors import InvalidRequestError
+    from gambarkan.request import GenerationRequest
+
+    try:
+        return GenerationRequest(**fields)
+    except InvalidRequestError as exc:
+        if not from_image:
+            raise
+        try:  # the same request without the PNG's values: if it is fine, the PNG is to blame
+            GenerationRequest(prompt="x", **options_to_fields(options))
+        except InvalidRequestError:
+            raise exc from None
+        fix = "its parameters text is damaged; give that setting as an option, e.g. --seed 42 or --steps 20"
+        raise InvalidRequestError(f"{from_image}: {exc.message}", f"{exc.hint}; {fix}" if exc.hint else fix) from None

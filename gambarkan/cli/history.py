@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from gambarkan.cli.common import handle_errors, print_json
+from gambarkan.cli.common import RunId, handle_errors, not_empty, print_json
 from gambarkan.cli.generate import options_to_fields, request_options, run_request
 
 _STATUS_STYLE = {"done": "green", "failed": "red", "cancelled": "yellow", "interrupted": "magenta", "running": "cyan"}
@@ -115,7 +115,7 @@ def history(ctx: click.Context, text: str | None, limit: int, status: str | None
 
 
 @history.command()
-@click.argument("run_id", metavar="ID", type=int)
+@click.argument("run_id", metavar="ID", type=RunId())
 @click.option("--json", "as_json", is_flag=True, help="Print the run as one JSON object.")
 @handle_errors
 def show(run_id: int, as_json: bool) -> None:
@@ -181,6 +181,7 @@ def show(run_id: int, as_json: bool) -> None:
     "out_file",
     type=click.Path(dir_okay=False),
     default=None,
+    callback=not_empty,
     help="Write to FILE (atomically) instead of stdout.",
 )
 @click.option(
@@ -198,19 +199,33 @@ def export(fmt: str, out_file: str | None, text: str | None, limit: int) -> None
     if out_file is None:
         click.echo(data, nl=False)
         return
-    from gambarkan.outputs.png import write_atomic
-
-    path = Path(out_file).expanduser()
-    if not path.parent.is_dir():
-        from gambarkan.errors import InvalidRequestError
-
-        raise InvalidRequestError(f"folder {path.parent} does not exist", "create it first or choose another --out")
-    write_atomic(path, data.encode("utf-8"))
+    path = _write_export(Path(out_file).expanduser(), data.encode("utf-8"))
     click.echo(f"{len(records)} run(s) written to {path}", err=True)
 
 
+def _write_export(path: Path, data: bytes) -> Path:
+    """Write an export to ``path`` atomically; a device or pipe (/dev/stdout) is written to, never replaced.
+
+    A symlink is followed, so the link stays and its target gets the new contents.
+    """
+    from gambarkan.errors import InvalidRequestError
+    from gambarkan.outputs.png import write_atomic
+
+    path = path.resolve() if path.is_symlink() else path
+    if path.exists() and not path.is_file():
+        if path.is_dir():
+            raise InvalidRequestError(f"{path} is a folder", "give a file name, e.g. --out riwayat.csv")
+        with open(path, "wb") as handle:  # /dev/stdout, a named pipe: nothing to replace atomically
+            handle.write(data)
+        return path
+    if not path.parent.is_dir():
+        raise InvalidRequestError(f"folder {path.parent} does not exist", "create it first or choose another --out")
+    write_atomic(path, data)
+    return path
+
+
 @history.command()
-@click.argument("run_ids", metavar="ID...", type=int, nargs=-1, required=True)
+@click.argument("run_ids", metavar="ID...", type=RunId(), nargs=-1, required=True)
 @click.option("--files", is_flag=True, help="Also delete the image files of these runs.")
 @handle_errors
 def rm(run_ids: tuple[int, ...], files: bool) -> None:
@@ -222,7 +237,7 @@ def rm(run_ids: tuple[int, ...], files: bool) -> None:
 
 
 @click.command()
-@click.argument("run_id", metavar="ID", type=int)
+@click.argument("run_id", metavar="ID", type=RunId())
 @request_options
 @click.option("--prompt", "new_prompt", default=None, help="Replace the prompt.")
 @click.option("--no-save", is_flag=True, help="Do not write PNG files.")

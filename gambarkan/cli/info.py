@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import click
 
-from gambarkan.cli.common import handle_errors, print_json
+from gambarkan.cli.common import handle_errors, not_empty, print_json
 
 
 @click.command()
-@click.argument("image", type=click.Path(dir_okay=False))
+@click.argument("image", type=click.Path(dir_okay=False), callback=not_empty)
 @click.option("--json", "as_json", is_flag=True, help="Print the parameters as one JSON object.")
 @handle_errors
 def info(image: str, as_json: bool) -> None:

@@ -6,12 +6,12 @@ from pathlib import Path
 
 import click
 
-from gambarkan.cli.common import handle_errors, print_json
+from gambarkan.cli.common import handle_errors, not_empty, print_json
 
 
 @click.command()
 @click.option("--embeddings", is_flag=True, help="List textual-inversion embeddings instead of LoRAs.")
-@click.option("--lora-dir", "lora_dirs", multiple=True, type=click.Path(file_okay=False), help="Also look in this folder (repeatable).")
+@click.option("--lora-dir", "lora_dirs", multiple=True, type=click.Path(file_okay=False), callback=not_empty, help="Also look in this folder (repeatable).")
 @click.option("--hashes", is_flag=True, help="Show the short hashes recorded in PNG metadata (reads every file).")
 @click.option("--json", "as_json", is_flag=True, help="Print the list as JSON.")
 @handle_errors

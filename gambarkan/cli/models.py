@@ -6,7 +6,7 @@ from typing import Any
 
 import click
 
-from gambarkan.cli.common import err_console, handle_errors, print_json
+from gambarkan.cli.common import err_console, handle_errors, not_empty, print_json
 
 
 def _settings() -> Any:
@@ -208,7 +208,7 @@ def rm(name: str, yes: bool) -> None:
 
 @models.command()
 @click.argument("name")
-@click.argument("source")
+@click.argument("source", callback=not_empty)
 @click.option("--sampler", default=None, help='Default sampler, e.g. "Euler a".')
 @click.option("--steps", type=click.IntRange(1, 150), default=None, help="Default steps.")
 @click.option("--cfg", type=click.FloatRange(0, 30), default=None, help="Default CFG scale.")
@@ -218,8 +218,8 @@ def rm(name: str, yes: bool) -> None:
 @click.option("--negative", "negative_prompt", default=None, help="Default negative prompt.")
 @click.option("--style", multiple=True, help="Style words added to prompts (repeatable).")
 @click.option("--kind", type=click.Choice(["sd15", "sd2", "sdxl"]), default=None, help="Model family (detected for local files).")
-@click.option("--revision", default=None, help="Hub revision (commit, branch or tag) to pin.")
-@click.option("--config", default=None, help="For a single .safetensors file: a diffusers folder or Hub id with its configs.")
+@click.option("--revision", default=None, callback=not_empty, help="Hub revision (commit, branch or tag) to pin.")
+@click.option("--config", default=None, callback=not_empty, help="For a single .safetensors file: a diffusers folder or Hub id with its configs.")
 @click.option("--title", default=None, help="Display title.")
 @click.option("--description", default=None, help="One-line description.")
 @click.option("--license", "license_name", default=None, help="Licence name.")

@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from gambarkan.cli.common import err_console, handle_errors, quiet_libraries
+from gambarkan.cli.common import err_console, finite, handle_errors, not_empty, quiet_libraries
 
 
 def _import_server() -> None:
@@ -30,6 +30,40 @@ def _ui_mount() -> Any:
     from gambarkan.ui.app import mount
 
     return mount
+
+
+def check_port_free(host: str, port: int) -> None:
+    """Fail in one line before loading anything when ``host:port`` cannot be listened on."""
+    import socket
+
+    from gambarkan.errors import InvalidRequestError
+
+    try:
+        infos = socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except (OSError, UnicodeError):
+        raise InvalidRequestError(f"cannot listen on '{host}': no such address", "use --host 127.0.0.1, or 0.0.0.0 with --api-key") from None
+    family, kind, proto, _, address = infos[0]
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn does: a port in TIME_WAIT is free
+        try:
+            probe.bind(address)
+        except OSError as exc:
+            raise InvalidRequestError(
+                f"cannot listen on {host}:{port}: {exc.strerror or exc}",
+                "another program (maybe another gambarkan) uses that port; choose another with --port",
+            ) from None
+
+
+def check_default_model(model: str | None, preset: str | None, settings: Any) -> None:
+    """Reject an unknown --preset or a --model that names nothing, before the server starts."""
+    from gambarkan.models.catalog import get_package, load_catalog
+
+    if preset:
+        get_package(preset, settings)  # UnknownModelError with "did you mean"
+    if model and model.strip().lower() not in load_catalog(settings):
+        from gambarkan.engine.pipelines import classify_source
+
+        classify_source(model)  # a missing path or a name that is no Hub id -> UnknownModelError
 
 
 def run_server(app: Any, host: str, port: int, shutdown_timeout: float, log_level: str = "info") -> None:
@@ -61,11 +95,11 @@ def run_server(app: Any, host: str, port: int, shutdown_timeout: float, log_leve
     show_default=True,
     help="Address to listen on; anything but loopback needs --api-key.",
 )
-@click.option("--port", default=7860, show_default=True, type=int, help="Port to listen on.")
+@click.option("--port", default=7860, show_default=True, type=click.IntRange(1, 65535), help="Port to listen on.")
 @click.option(
-    "--model", "-m", default=None, help="Default model: a package name, Hub id, diffusers folder or .safetensors file."
+    "--model", "-m", default=None, callback=not_empty, help="Default model: a package name, Hub id, diffusers folder or .safetensors file."
 )
-@click.option("--preset", "-p", default=None, help="Default model package (see: gambarkan models list).")
+@click.option("--preset", "-p", default=None, callback=not_empty, help="Default model package (see: gambarkan models list).")
 @click.option(
     "--api-key", "api_keys", multiple=True, help="Accepted API key (repeatable); also GAMBARKAN_API_KEYS=key1,key2."
 )
@@ -105,7 +139,8 @@ def run_server(app: Any, host: str, port: int, shutdown_timeout: float, log_leve
     "--shutdown-timeout",
     default=30.0,
     show_default=True,
-    type=float,
+    type=click.FloatRange(0, 24 * 3600),
+    callback=finite,
     help="Seconds the running job may finish on shutdown before it is cancelled.",
 )
 @click.option(
@@ -170,6 +205,9 @@ def serve(
     _import_server()
     keys = parse_keys(list(api_keys), os.environ.get("GAMBARKAN_API_KEYS"))
     check_binding(host, keys, insecure)
+    check_port_free(host, port)
+    settings = Settings.from_env()
+    check_default_model(model, preset, settings)
     quiet_libraries()
 
     from gambarkan.server.app import create_app
@@ -190,7 +228,7 @@ def serve(
         max_attempts=max_attempts,
         batching=batching,
     )
-    app = create_app(Settings.from_env(), config=config, mount_ui=_ui_mount())
+    app = create_app(settings, config=config, mount_ui=_ui_mount())
     console = err_console()
     shown = "localhost" if host in ("0.0.0.0", "::") else host
     console.print(

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import click
 
-from gambarkan.cli.common import handle_errors, print_json
+from gambarkan.cli.common import handle_errors, not_empty, print_json
 
 
 @click.command()
-@click.argument("text")
-@click.option("--translator", "-t", default=None, help="auto, glossary, marian, nllb, google, none (default: setting, else auto).")
+@click.argument("text", callback=not_empty)
+@click.option("--translator", "-t", default=None, callback=not_empty, help="auto, glossary, marian, nllb, google, none (default: setting, else auto).")
 @click.option("--offline", is_flag=True, help="Never touch the network.")
 @click.option("--json", "as_json", is_flag=True, help="Print original, english, backend and per-phrase languages as JSON.")
 @click.option("--quiet", "-q", is_flag=True, help="No notes on stderr.")

@@ -18,7 +18,7 @@ def key_auth(keys: list[str]) -> object:
 
 @click.command()
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on; anything but loopback needs --api-key.")
-@click.option("--port", default=7860, show_default=True, type=int, help="Port to listen on.")
+@click.option("--port", default=7860, show_default=True, type=click.IntRange(1, 65535), help="Port to listen on.")
 @click.option("--share", is_flag=True, help="Also make a temporary public gradio.live link (needs --api-key or --insecure).")
 @click.option("--lang", type=click.Choice(["id", "en"]), default="id", show_default=True, help="Interface language (switchable in the page).")
 @click.option("--api-key", "api_keys", multiple=True, help="Password for the page (any user name); also GAMBARKAN_API_KEYS=key1,key2.")
@@ -35,12 +35,14 @@ def ui(host: str, port: int, share: bool, lang: str, api_keys: tuple[str, ...], 
     \b
     `gambarkan serve` serves the same UI at / next to the HTTP API.
     """
+    from gambarkan.cli.serve import check_port_free
     from gambarkan.server.auth import check_binding, parse_keys
     from gambarkan.ui.app import _import_gradio, launch
 
     _import_gradio()
     keys = parse_keys(list(api_keys), os.environ.get("GAMBARKAN_API_KEYS"))
     check_binding("0.0.0.0" if share else host, keys, insecure)
+    check_port_free(host, port)
     quiet_libraries()
     shown = "localhost" if host in ("0.0.0.0", "::") else host
     err_console().print(f"gambarkan web UI on http://{shown}:{port}" + ("  (log in with any name and your API key)" if keys else ""), markup=False)
