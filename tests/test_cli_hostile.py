@@ -221,3 +221,9 @@ def test_a_home_or_output_dir_that_is_a_file(variable: str, tmp_path: Path, monk
     monkeypatch.setenv(variable, str(blocker))
     assert_one_line_error(invoke("history"), f"{variable} points at a file, not a folder")
     assert blocker.read_text() == "keep"
+
+
+def test_models_rm_without_an_answer_removes_nothing():
+    result = CliRunner().invoke(main, ["models", "rm", "anime"], input="")
+    assert result.exit_code == 2 and "pass --yes" in result.stderr
+    assert "Aborted" not in result.output

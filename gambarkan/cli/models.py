@@ -175,6 +175,16 @@ def info(name: str, as_json: bool) -> None:
     click.echo("\n".join(lines))
 
 
+def _confirm(question: str) -> bool:
+    """Ask on the terminal; no answer at all (stdin closed, as in a script) is an error, not a yes."""
+    from gambarkan.errors import InvalidRequestError
+
+    try:
+        return click.confirm(question, default=False, err=True)
+    except click.exceptions.Abort:
+        raise InvalidRequestError("no answer to the question; nothing removed", "pass --yes to remove without asking") from None
+
+
 @models.command()
 @click.argument("name")
 @click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
@@ -190,7 +200,7 @@ def rm(name: str, yes: bool) -> None:
     what = f"{_mb(size / 2**20)} of downloaded files" if size else "no downloaded files"
     if not spec.builtin:
         what += " and its entry in your packages"
-    if not yes and not click.confirm(f"Remove {spec.name} ({what})?", default=False, err=True):
+    if not yes and not _confirm(f"Remove {spec.name} ({what})?"):
         click.echo("nothing removed", err=True)
         return
     keep = {

@@ -39,7 +39,8 @@ def check_port_free(host: str, port: int) -> None:
     from gambarkan.errors import InvalidRequestError
 
     try:
-        infos = socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET  # as uvicorn picks it
+        infos = socket.getaddrinfo(host or None, port, family, socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
     except (OSError, UnicodeError):
         raise InvalidRequestError(f"cannot listen on '{host}': no such address", "use --host 127.0.0.1, or 0.0.0.0 with --api-key") from None
     family, kind, proto, _, address = infos[0]
