@@ -252,13 +252,14 @@ def dump_packages(tables: dict[str, dict[str, Any]]) -> str:
 
 
 def _write_atomic(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w", encoding="utf-8") as handle:
-        handle.write(text)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
+    """Save the user catalog atomically; on failure the earlier file stays as it was."""
+    from gambarkan.errors import DiskFullError
+    from gambarkan.outputs.png import write_atomic
+
+    try:
+        write_atomic(path, text.encode("utf-8"))
+    except DiskFullError as exc:
+        raise DiskFullError(f"could not save {path}: {exc.message}", "free some disk space; your packages are unchanged") from None
 
 
 def detect_kind(source: str) -> str:

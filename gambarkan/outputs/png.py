@@ -158,9 +158,13 @@ def encode_png(image: Any, parameters: str | None = None) -> bytes:
 
 
 def write_atomic(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` via ``path.tmp`` + fsync + os.replace (no partial file on crash)."""
+    """Write ``data`` to ``path`` via ``path.tmp`` + fsync + os.replace (no partial file on crash).
+
+    Creates the parent folder; a full disk or unwritable folder is one clear StorageError.
+    """
     tmp = path.with_name(path.name + ".tmp")
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
         with open(tmp, "wb") as handle:
             handle.write(data)
             handle.flush()

@@ -122,3 +122,23 @@ def test_default_preset_is_umum_and_offline_does_not_download(settings: Settings
 def test_unknown_preset_in_a_request(settings: Settings) -> None:
     with pytest.raises(UnknownModelError, match="did you mean 'anime'"):
         resolve_request(GenerationRequest(prompt="x", preset="animee"), settings)
+
+
+def test_a_full_disk_while_saving_keeps_the_earlier_user_catalog(settings: Settings, tiny_sd15_dir: Path, monkeypatch) -> None:
+    import errno
+    import os
+
+    from gambarkan.errors import DiskFullError
+
+    catalog.add_user_package(settings, "pertama", str(tiny_sd15_dir), steps=3)
+    saved = catalog.user_catalog_path(settings).read_bytes()
+
+    def full(fd: int) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "fsync", full)
+    with pytest.raises(DiskFullError, match="no space left") as caught:
+        catalog.add_user_package(settings, "kedua", str(tiny_sd15_dir))
+    assert "packages are unchanged" in str(caught.value)
+    assert catalog.user_catalog_path(settings).read_bytes() == saved
+    assert not list(catalog.user_catalog_path(settings).parent.glob("*.tmp"))
