@@ -110,9 +110,7 @@ def handle_errors(func: F) -> F:
             return func(*args, **kwargs)
         except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort):
             raise  # click prints these itself (one line, see gambarkan.cli.LazyGroup.main)
-        except KeyboardInterrupt as exc:
-            report(exc)
-        except BrokenPipeError as exc:
+        except (KeyboardInterrupt, BrokenPipeError) as exc:  # never a traceback, even with --debug
             report(exc)
         except Exception as exc:  # last resort included: still one line, never a traceback
             if debug_on(click.get_current_context(silent=True)):

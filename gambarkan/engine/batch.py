@@ -14,6 +14,7 @@ runs alone, one request after the other, through the normal ``Engine`` path.
 
 from __future__ import annotations
 
+import functools
 import random
 import threading
 import time
@@ -88,16 +89,18 @@ def generate_batch(
 
 
 def _one_by_one(engine: Any, requests: Sequence[GenerationRequest], run_ids: list, progress: list, stops: list,
-                preview_every: int, indexes: Sequence[int]) -> dict[int, GenerationResult | BaseException]:
-    """The normal single-request path for ``indexes``, each in its own history row."""
-    outcomes: dict[int, GenerationResult | BaseException] = {}
-    for i in indexes:
+                preview_every: int, done: dict[int, BaseException] | None = None) -> list[GenerationResult | BaseException]:
+    """The normal single-request path for every request not in ``done``, each in its own history row."""
+    outcomes: dict[int, GenerationResult | BaseException] = dict(done or {})
+    for i, request in enumerate(requests):
+        if i in outcomes:
+            continue
         engine._run_id = run_ids[i]
         try:
-            outcomes[i] = engine._generate(requests[i], progress[i], stops[i], preview_every)
+            outcomes[i] = engine._generate(request, progress[i], stops[i], preview_every)
         except Exception as exc:  # noqa: BLE001 - handed back per request
             outcomes[i] = exc
-    return outcomes
+    return [outcomes[i] for i in range(len(requests))]
 
 
 def _run_together(engine: Any, requests: Sequence[GenerationRequest], run_ids: list, progress: list, stops: list,
@@ -111,22 +114,16 @@ def _run_together(engine: Any, requests: Sequence[GenerationRequest], run_ids: l
 
     n = len(requests)
     everyone = range(n)
+    alone = functools.partial(_one_by_one, engine, requests, run_ids, progress, stops, preview_every)
     if n == 1 or len({batch_key(r) for r in requests}) != 1 or batch_key(requests[0]) is None:
-        outcomes = _one_by_one(engine, requests, run_ids, progress, stops, preview_every, everyone)
-        return [outcomes[i] for i in everyone]
+        return alone()
 
     settings = engine.settings
     started = time.perf_counter()
     first = requests[0]
     single._reset_peaks(device_hint=first.device)
     plans = [single._resolve(r, settings) for r in requests]
-    translations = []
-    for request, plan in zip(requests, plans):
-        prompt = f"{request.prompt}, {plan.style}" if plan.style else request.prompt
-        if request.translate:
-            translations.append(single._translate(prompt, plan.negative_prompt, request, settings))
-        else:
-            translations.append(single.Translation(prompt, plan.negative_prompt, prompt, plan.negative_prompt))
+    translations = [single._prompts(request, plan, settings) for request, plan in zip(requests, plans)]
     timings: dict[str, float] = {"translate": time.perf_counter() - started}
 
     plan = plans[0]
@@ -151,8 +148,7 @@ def _run_together(engine: Any, requests: Sequence[GenerationRequest], run_ids: l
         conds.append(cond)
     shapes = {tuple((k, tuple(v.shape)) for k, v in sorted(c.items()) if v is not None) for c in conds}
     if len(conds) != n or len(shapes) != 1:
-        outcomes = _one_by_one(engine, requests, run_ids, progress, stops, preview_every, everyone)
-        return [outcomes[i] for i in everyone]
+        return alone()
     cond_kwargs = {key: torch.cat([c[key].expand(size, *c[key].shape[1:]) for c, size in zip(conds, sizes)])
                    for key in conds[0] if conds[0][key] is not None}
     timings["encode"] = time.perf_counter() - t
@@ -203,16 +199,11 @@ def _run_together(engine: Any, requests: Sequence[GenerationRequest], run_ids: l
         scope.close(timings)
     timings["sample"] = time.perf_counter() - t
 
-    outcomes: dict[int, GenerationResult | BaseException] = {}
     stopped = [i for i in everyone if stops[i] is not None and stops[i].is_set()]
     if stopped:
         # Only the cancelled requests stop; the others were interrupted with them and run again alone.
-        for i in stopped:
-            outcomes[i] = CancelledError(f"generation cancelled after step {steps_run[0]} of {plan.steps} of image 1",
-                                         f"0 of {sizes[i]} images were finished")
-        outcomes.update(_one_by_one(engine, requests, run_ids, progress, stops, preview_every,
-                                    [i for i in everyone if i not in stopped]))
-        return [outcomes[i] for i in everyone]
+        return alone(done={i: CancelledError(f"generation cancelled after step {steps_run[0]} of {plan.steps} of image 1",
+                                             f"0 of {sizes[i]} images were finished") for i in stopped})
 
     t = time.perf_counter()
     per_request: list[list[Any]] = [[] for _ in everyone]
@@ -232,7 +223,8 @@ def _run_together(engine: Any, requests: Sequence[GenerationRequest], run_ids: l
     timings["total"] = time.perf_counter() - started
     timings.update(single._peak_memory(device))
 
-    for i in everyone:
-        outcomes[i] = single.make_result(per_request[i], plans[i], translations[i], loaded, opt, seeds[i], device, dtype,
-                                         dict(timings), list(translations[i].notes) + notes, batched_with=n - 1)
-    return [outcomes[i] for i in everyone]
+    return [
+        single.make_result(per_request[i], plans[i], translations[i], loaded, opt, seeds[i], device, dtype, dict(timings),
+                           list(translations[i].notes) + notes, batched_with=n - 1)
+        for i in everyone
+    ]

@@ -90,6 +90,14 @@ def _translate(prompt: str, negative: str, request: GenerationRequest, settings:
     return Translation(first.english, second.english, prompt, negative, used[0] if used else None, notes)
 
 
+def _prompts(request: GenerationRequest, plan: Plan, settings: Settings) -> Translation:
+    """The prompt with the package's style words, translated unless the request says not to."""
+    prompt = f"{request.prompt}, {plan.style}" if plan.style else request.prompt
+    if request.translate:
+        return _translate(prompt, plan.negative_prompt, request, settings)
+    return Translation(prompt, plan.negative_prompt, prompt, plan.negative_prompt)
+
+
 def _conditioning(pipe: Any, prompt: str, negative: str, clip_skip: int, steps: int, cfg: float = 7.0) -> tuple[dict[str, Any], Callable | None]:
     """Pipeline kwargs for the text conditioning and an optional per-step hook (prompt issue).
 
@@ -265,10 +273,9 @@ class Engine:
         started = time.perf_counter()
         _reset_peaks(device_hint=request.device)
         plan = _resolve(request, self.settings)
-        prompt = f"{request.prompt}, {plan.style}" if plan.style else request.prompt
 
         t = time.perf_counter()
-        translation = _translate(prompt, plan.negative_prompt, request, self.settings) if request.translate else Translation(prompt, plan.negative_prompt, prompt, plan.negative_prompt)
+        translation = _prompts(request, plan, self.settings)
         timings["translate"] = time.perf_counter() - t
 
         device = pick_device(request.device)
