@@ -1,4 +1,4 @@
-"""Point 11: a static guard over gambarkan/ (AST, not grep, so comments and strings do not count).
+"""Point 11: a static guard over src/gambarkan/ (AST, not grep, so comments and strings do not count).
 
 - no ``pickle``/``dill``/``joblib``/``marshal``/``shelve`` loading anywhere;
 - no ``torch.load`` without a literal ``weights_only=True``;
@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-PACKAGE = Path(__file__).resolve().parents[2] / "gambarkan"
+PACKAGE = Path(__file__).resolve().parents[2] / "src" / "gambarkan"
 REQUEST_ROOTS = ("gambarkan.server", "gambarkan.ui")
 UNPICKLERS = {"pickle", "cPickle", "_pickle", "dill", "joblib", "marshal", "shelve", "cloudpickle"}
 SHELL_CALLS = {("os", "system"), ("os", "popen"), ("os", "posix_spawn"), ("os", "posix_spawnp"), ("os", "fork"), ("os", "forkpty")}
