@@ -171,10 +171,13 @@ def generate(prompt: str | None, from_image: str | None, lora_dirs: tuple[str, .
     from gambarkan.errors import InvalidRequestError
 
     fields: dict[str, Any] = {}
+    params: dict[str, Any] = {}
     if from_image:
-        from gambarkan.outputs.reuse import fields_from_png
+        from gambarkan.outputs.png import read_parameters
+        from gambarkan.outputs.reuse import fields_from_parameters
 
-        fields.update(fields_from_png(from_image))
+        params = read_parameters(from_image)
+        fields.update(fields_from_parameters(params))
     if prompt is not None:
         fields["prompt"] = prompt
     if "prompt" not in fields or not str(fields["prompt"]).strip():
@@ -185,7 +188,24 @@ def generate(prompt: str | None, from_image: str | None, lora_dirs: tuple[str, .
     if lora_dirs:  # read by Settings.from_env() when the engine starts, just below
         for name in ("GAMBARKAN_LORA_DIRS", "GAMBARKAN_EMBEDDING_DIRS"):
             os.environ[name] = os.pathsep.join([*lora_dirs, *filter(None, [os.environ.get(name)])])
-    run_request(build_request(fields, from_image, options), as_json, quiet, verbose)
+    notes = reuse_model(fields, params, from_image, options) if from_image else []
+    request = build_request(fields, from_image, options)
+    for note in notes if not quiet else []:
+        err_console().print(f"gambarkan: note: {note}", markup=False)
+    run_request(request, as_json, quiet, verbose)
+
+
+def reuse_model(fields: dict[str, Any], params: dict[str, Any], from_image: str, options: dict[str, Any]) -> list[str]:
+    """Put the model a ``--from`` image was made with into ``fields`` (unless -m/-p chose one); notes on VAE/LoRAs."""
+    from gambarkan.config import Settings
+    from gambarkan.models.recorded import find_model, reuse_notes
+    from gambarkan.outputs.reuse import recorded_model, recorded_networks
+
+    settings = Settings.from_env()
+    recorded = recorded_model(params)
+    if recorded is not None and not options.get("model") and not options.get("preset"):
+        fields.update(find_model(recorded, settings, from_image))
+    return reuse_notes(recorded, recorded_networks(params), settings)
 
 
 def build_request(fields: dict[str, Any], from_image: str | None, options: dict[str, Any]) -> Any:

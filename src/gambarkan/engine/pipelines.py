@@ -52,6 +52,10 @@ class LoadedModel:
 def classify_source(model: str) -> str:
     """``file`` for a checkpoint file, ``folder`` for a local diffusers folder, ``hub`` for a repo id."""
     path = Path(model).expanduser()
+    if path.exists() and not path.is_dir():
+        from gambarkan.paths import require_regular_file
+
+        require_regular_file(path, "model file")  # a FIFO or device is named as such, never opened
     if path.is_file():
         return "file"
     if path.is_dir():
@@ -93,21 +97,27 @@ def detect_folder_arch(folder: Path) -> str:
     index_file = folder / "model_index.json"
     if not index_file.is_file():
         raise ModelLoadError(f"{folder} is not a diffusers model folder (no model_index.json)", "point --model at the folder that holds model_index.json, or at a .safetensors file")
+    fix = "point --model at a diffusers model folder (its model_index.json names the pipeline), or download the model again"
     try:
         index = json.loads(index_file.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as exc:
-        raise ModelLoadError(f"{index_file} is unreadable: {exc}", "download the model again") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ModelLoadError(f"not a diffusers model folder: {index_file} is unreadable ({exc})", fix) from None
+    if not isinstance(index, dict):
+        raise ModelLoadError(f"not a diffusers model folder: {index_file} is a JSON {type(index).__name__}, not an object", fix)
     cls = index.get("_class_name", "")
+    if not isinstance(cls, str):
+        raise ModelLoadError(f"not a diffusers model folder: _class_name in {index_file} is not a text", fix)
     if "XL" in cls:
         return "sdxl"
     try:
         unet = json.loads((folder / "unet" / "config.json").read_text(encoding="utf-8"))
-        if unet.get("cross_attention_dim") == 1024:
+        if isinstance(unet, dict) and unet.get("cross_attention_dim") == 1024:
             return "sd2"
-    except (OSError, json.JSONDecodeError):
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
         pass
     if cls not in ("StableDiffusionPipeline", ""):
-        raise ModelLoadError(f"{folder.name} holds a {cls}, which gambarkan cannot run yet", "use an SD 1.x, SD 2.x or SDXL text-to-image model")
+        shown = cls if cls.isidentifier() and len(cls) <= 80 else repr(cls[:80])
+        raise ModelLoadError(f"{folder.name} holds a {shown}, which gambarkan cannot run yet", "use an SD 1.x, SD 2.x or SDXL text-to-image model")
     return "sd15"
 
 
