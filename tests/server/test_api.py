@@ -26,7 +26,7 @@ def make_client(tmp_path):
         settings = server_settings(tmp_path / "home")
         config.setdefault("model", "instant-model")
         app = create_app(settings, engine or InstantEngine(settings), config=ServerConfig(**config))
-        client = TestClient(app, raise_server_exceptions=False)
+        client = TestClient(app, base_url="http://127.0.0.1", raise_server_exceptions=False)
         client.__enter__()
         clients.append(client)
         return client
@@ -293,7 +293,7 @@ def test_mount_ui_hook_gets_the_root(tmp_path):
         app.add_route("/", lambda request: PlainTextResponse("ui here"))
 
     settings = server_settings(tmp_path / "home")
-    with TestClient(create_app(settings, InstantEngine(settings), mount_ui=mount)) as client:
+    with TestClient(create_app(settings, InstantEngine(settings), mount_ui=mount), base_url="http://127.0.0.1") as client:
         assert client.get("/").text == "ui here"
         assert client.get("/api/health").status_code == 200
 
