@@ -434,7 +434,7 @@ def run_suite(
         if progress:
             progress(i + 1, rounds)
     revert(pipe)
-    peak = PEAK_FLOPS.get(next((k for k in PEAK_FLOPS if k in _device_name(device)), ""), None) if device == "cuda" and dtype != "fp32" else None
+    peak = PEAK_FLOPS.get(next((k for k in PEAK_FLOPS if k in _device_name(device)), "")) if device == "cuda" and dtype != "fp32" else None
     rows = []
     for level in levels:
         timings, techniques = info[level]

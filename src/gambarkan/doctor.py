@@ -86,7 +86,7 @@ def check_network(timeout: float = 3.0, url: str = HUB_URL) -> Check:
     try:
         with urllib.request.urlopen(url, timeout=timeout) as response:  # noqa: S310 (fixed https URL)
             return Check("Hugging Face Hub", "ok", f"reachable (HTTP {response.status})")
-    except Exception as exc:  # any network failure means the same to the user
+    except Exception as exc:  # noqa: BLE001 - any network failure means the same to the user
         reason = getattr(exc, "reason", exc)
         return Check("Hugging Face Hub", "warn", f"not reachable ({reason})", "models must already be downloaded; use --model PATH or --offline")
 
@@ -140,7 +140,7 @@ def run_doctor(settings: Settings | None = None, network: bool = True) -> list[C
         checks.append(check_network())
     try:
         checks.append(check_tiny_generation(settings))
-    except Exception as exc:  # report, don't crash: this is the diagnostic tool
+    except Exception as exc:  # noqa: BLE001 - report, don't crash: this is the diagnostic tool
         checks.append(Check("tiny generation", "fail", f"{type(exc).__name__}: {exc}", "reinstall gambarkan's dependencies; run with --debug"))
     return checks
 

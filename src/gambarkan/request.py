@@ -24,7 +24,7 @@ DEFAULTS: dict[str, Any] = {
 }
 
 MAX_SEED = 2**32 - 1
-LIMITS = {"steps": (1, 150), "cfg": (0.0, 30.0), "size": (64, 2048), "batch_size": (1, 16), "count": (1, 100)}
+LIMITS: dict[str, tuple[int, int]] = {"steps": (1, 150), "cfg": (0, 30), "size": (64, 2048), "batch_size": (1, 16), "count": (1, 100)}
 
 
 def invalid_text(value: str) -> str | None:

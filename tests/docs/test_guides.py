@@ -229,7 +229,7 @@ def test_api_examples_match_the_server(isolated_home) -> None:
 
     routes = set(create_app(start_workers=False).openapi()["paths"])
     for guide in GUIDES:
-        for lang, _, code in blocks(guide):
+        for _lang, _, code in blocks(guide):
             for path in re.findall(r"http://127\.0\.0\.1:7860(/[\w/]+)", code):
                 assert path in routes or path.rstrip("/") + "/images/generations" in routes, f"{guide.name}: no route {path}"
             body = re.search(r"-d '(\{.*?\})'", code, re.DOTALL)

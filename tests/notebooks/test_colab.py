@@ -68,7 +68,9 @@ def test_notebook_runs_top_to_bottom_on_cpu(tiny_sd15_dir: Path, monkeypatch: py
     client.execute()
 
     setup, _form, make, ui, check = code_cells(nb)
-    text = lambda cell: "".join(o.get("text", "") for o in cell.outputs if o.output_type == "stream")
+    def text(cell) -> str:
+        return "".join(o.get("text", "") for o in cell.outputs if o.output_type == "stream")
+
     assert "gambarkan" in text(setup) and "siap dipakai" in text(setup)
     assert "Terjemahan (glossary): orange cat sleeping on a sofa" in text(make)
     seeds = re.findall(r"^seed (\d+): (\S+\.png)$", text(make), re.MULTILINE)

@@ -61,9 +61,9 @@ class LazyGroup(click.Group):
     def main(self, *args: Any, standalone_mode: bool = True, **kwargs: Any) -> Any:
         """Click's main, but a usage mistake (bad option value, unknown command) is one line on stderr, exit 2."""
         if not standalone_mode:
-            return super().main(*args, standalone_mode=False, **kwargs)
+            return super().main(*args, standalone_mode=False, **kwargs)  # type: ignore[call-overload]  # *args hides the overload
         try:
-            code = super().main(*args, standalone_mode=False, **kwargs)
+            code = super().main(*args, standalone_mode=False, **kwargs)  # type: ignore[call-overload]  # *args hides the overload
         except _NO_ARGS_IS_HELP as exc:  # `gambarkan models` alone shows its help (click >= 8.2)
             exc.show()
             sys.exit(exc.exit_code)

@@ -29,7 +29,7 @@ BATCH_MODES = ("auto", "on", "off")
 PER_REQUEST_FIELDS = frozenset({"prompt", "negative_prompt", "seed", "batch_size", "translate", "translator"})
 
 
-def batch_key(request: GenerationRequest) -> tuple | None:
+def batch_key(request: GenerationRequest) -> tuple[Any, ...] | None:
     """Requests with equal keys may share one pipeline call; None: this one always runs alone."""
     text = f"{request.prompt}\n{request.negative_prompt}".lower()
     if request.count != 1 or "<lora:" in text or "<lyco:" in text:
@@ -80,7 +80,7 @@ def generate_batch(
         for request, run_id, outcome, surface in zip(requests, run_ids, outcomes, where):
             if engine.history:
                 error = outcome if isinstance(outcome, BaseException) else None
-                result = None if error else outcome
+                result = outcome if isinstance(outcome, GenerationResult) else None
                 single._record(result, request, error, engine.settings, run_id, surface)
         for outcome in outcomes:
             if isinstance(outcome, (KeyboardInterrupt, SystemExit)):
@@ -88,7 +88,7 @@ def generate_batch(
         return outcomes
 
 
-def _one_by_one(engine: Any, requests: Sequence[GenerationRequest], run_ids: list, progress: list, stops: list,
+def _one_by_one(engine: Any, requests: Sequence[GenerationRequest], run_ids: list[int | None], progress: list[Any], stops: list[Any],
                 preview_every: int, done: dict[int, BaseException] | None = None) -> list[GenerationResult | BaseException]:
     """The normal single-request path for every request not in ``done``, each in its own history row."""
     outcomes: dict[int, GenerationResult | BaseException] = dict(done or {})
@@ -103,7 +103,7 @@ def _one_by_one(engine: Any, requests: Sequence[GenerationRequest], run_ids: lis
     return [outcomes[i] for i in range(len(requests))]
 
 
-def _run_together(engine: Any, requests: Sequence[GenerationRequest], run_ids: list, progress: list, stops: list,
+def _run_together(engine: Any, requests: Sequence[GenerationRequest], run_ids: list[int | None], progress: list[Any], stops: list[Any],
                   preview_every: int) -> list[GenerationResult | BaseException]:
     import torch
 

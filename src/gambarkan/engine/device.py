@@ -42,7 +42,7 @@ def pick_dtype(device: str, requested: str = "auto") -> str:
     return requested
 
 
-def torch_dtype(name: str):  # -> torch.dtype
+def torch_dtype(name: str) -> Any:  # torch.dtype (torch is imported lazily)
     """The torch dtype for ``fp32|fp16|bf16``."""
     import torch
 
@@ -142,7 +142,7 @@ def choose_memory_mode(
     else:
         mode = "minimal"
         for candidate in ("high", "low"):
-            if free_vram_mb >= needed_mb(kind, candidate, width, height, batch):
+            if (free_vram_mb or 0) >= needed_mb(kind, candidate, width, height, batch):
                 mode = candidate
                 break
         need = needed_mb(kind, "high" if mode == "high" else "low", width, height, batch)

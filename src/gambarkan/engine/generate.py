@@ -68,6 +68,8 @@ class Progress:
 
 
 ProgressCallback = Callable[[Progress], None]
+#: ``callback_on_step_end`` of diffusers: (pipe, step, timestep, tensors) -> tensors to use from here on
+StepHook = Callable[[Any, int, Any, dict[str, Any]], "dict[str, Any] | None"]
 
 
 def _resolve(request: GenerationRequest, settings: Settings) -> Plan:
@@ -75,7 +77,8 @@ def _resolve(request: GenerationRequest, settings: Settings) -> Plan:
     package that is not downloaded yet unless offline (gambarkan.models.resolve_request)."""
     from gambarkan.models import resolve_request
 
-    return resolve_request(request, settings)
+    plan: Plan = resolve_request(request, settings)
+    return plan
 
 
 def _translate(prompt: str, negative: str, request: GenerationRequest, settings: Settings) -> Translation:
@@ -98,7 +101,7 @@ def _prompts(request: GenerationRequest, plan: Plan, settings: Settings) -> Tran
     return Translation(prompt, plan.negative_prompt, prompt, plan.negative_prompt)
 
 
-def _conditioning(pipe: Any, prompt: str, negative: str, clip_skip: int, steps: int, cfg: float = 7.0) -> tuple[dict[str, Any], Callable | None]:
+def _conditioning(pipe: Any, prompt: str, negative: str, clip_skip: int, steps: int, cfg: float = 7.0) -> tuple[dict[str, Any], StepHook | None]:
     """Pipeline kwargs for the text conditioning and an optional per-step hook (prompt issue).
 
     A1111 semantics: weights, BREAK, prompts past 77 tokens in 75-token chunks, clip skip,
@@ -151,9 +154,9 @@ def _latent_preview(latents: Any, arch: str, scale: int = 8) -> Any:
         bias = [0.0, 0.0, 0.0]
     with torch.no_grad():
         lat = latents[0].float().cpu()
-        rgb = torch.einsum("chw,cr->hwr", lat, torch.tensor(factors)) + torch.tensor(bias)
-        rgb = ((rgb + 1) / 2).clamp(0, 1).mul(255).byte().numpy()
-    return Image.fromarray(rgb).resize((lat.shape[2] * scale, lat.shape[1] * scale), Image.NEAREST)
+        mixed = torch.einsum("chw,cr->hwr", lat, torch.tensor(factors)) + torch.tensor(bias)
+        rgb = ((mixed + 1) / 2).clamp(0, 1).mul(255).byte().numpy()
+    return Image.fromarray(rgb).resize((lat.shape[2] * scale, lat.shape[1] * scale), Image.Resampling.NEAREST)
 
 
 def _sampler_label(name: str) -> str:
@@ -313,11 +316,12 @@ class Engine:
 
             steps_run = [0]  # denoising steps actually run in this batch (named when it is cancelled)
 
-            def on_step_end(p: Any, step: int, timestep: Any, kwargs: dict[str, Any], _b: int = batch_index) -> dict[str, Any]:
+            def on_step_end(p: Any, step: int, timestep: Any, kwargs: dict[str, Any], _b: int = batch_index,
+                            _run: list[int] = steps_run, _hook: StepHook | None = step_hook) -> dict[str, Any]:
                 pause_point("sample")  # test-only SIGKILL point; a no-op unless GAMBARKAN_TEST_PAUSE_AT is set
-                steps_run[0] = step + 1
-                if step_hook is not None:
-                    kwargs = step_hook(p, step, timestep, kwargs) or kwargs
+                _run[0] = step + 1
+                if _hook is not None:
+                    kwargs = _hook(p, step, timestep, kwargs) or kwargs
                 if cancel is not None and cancel.is_set():
                     p._interrupt = True
                 if on_progress is not None:
@@ -330,7 +334,7 @@ class Engine:
             t = time.perf_counter()
             scope = opt.scope(pipe, device)  # bf16 autocast when on; stage timings and peak memory
 
-            def run_batch(_memory: Any, _cond: dict[str, Any] = cond_kwargs, _gens: list[Any] = generators, _cb: Callable = on_step_end) -> Any:
+            def run_batch(_memory: Any, _cond: dict[str, Any] = cond_kwargs, _gens: list[Any] = generators, _cb: StepHook = on_step_end) -> Any:
                 return pipe(
                     **_cond,
                     width=plan.width,

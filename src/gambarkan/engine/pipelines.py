@@ -239,7 +239,7 @@ def _load_file(path: Path, dtype: str, offline: bool, config: str | None) -> tup
         pipe = cls.from_single_file(load_path, local_files_only=offline, **kwargs)
     except GambarkanError:
         raise
-    except Exception as exc:  # diffusers raises many types here
+    except Exception as exc:  # noqa: BLE001 - diffusers raises many types here
         raise _load_error(exc, path.name) from None
     finally:
         if link_dir is not None:
@@ -259,7 +259,7 @@ def _load_vae(vae: str, dtype: str) -> Any:
     _check_folder_safe(Path(vae))
     try:
         return AutoencoderKL.from_pretrained(vae, use_safetensors=True, local_files_only=True, variant=folder_variant(vae), dtype=torch_dtype(dtype))
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - diffusers raises many types here
         raise _load_error(exc, Path(vae).name) from None
 
 
@@ -277,7 +277,7 @@ def _load_folder(folder: Path, dtype: str, vae: str | None = None) -> tuple[Any,
         pipe = cls.from_pretrained(str(folder), use_safetensors=True, local_files_only=True, variant=folder_variant(folder), **kwargs)
     except GambarkanError:
         raise
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - diffusers raises many types here
         raise _load_error(exc, folder.name) from None
     return pipe, arch
 
@@ -367,18 +367,19 @@ def load_model(
 
     started = time.perf_counter()
     kind = classify_source(model)
+    weights_file: Path | None
     if kind == "file":
         path = Path(model).expanduser()
         pipe, arch = _load_file(path, dtype, offline, config)
-        name, weights = name or path.stem, path
+        name, weights_file = name or path.stem, path
     else:
         folder = Path(model).expanduser() if kind == "folder" else download_snapshot(model, offline)
         pipe, arch = _load_folder(folder, dtype, vae)
         name = name or (folder.name if kind == "folder" else model)
-        weights = _folder_weights(folder)
+        weights_file = _folder_weights(folder)
     if kind == "file" and vae:
         pipe.vae = _load_vae(vae, dtype)
-    model_hash = _sha256_prefix(weights, cache_dir) if weights else None
+    model_hash = _sha256_prefix(weights_file, cache_dir) if weights_file else None
     if device is not None:
         pipe.to(device)
     pipe.set_progress_bar_config(disable=True)

@@ -37,7 +37,7 @@ def _tensors(file: NetworkFile, sdxl: bool) -> list[Any]:
     check_file(file.path)  # format by bytes: a pickle named .safetensors is refused clearly
     try:
         data = load_file(str(file.path))
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - diffusers/transformers raise many types for a bad embedding
         raise ModelLoadError(f"embedding '{file.name}' could not be read: {exc}", "is the file complete?") from None
     if sdxl:
         if "clip_l" in data and "clip_g" in data:

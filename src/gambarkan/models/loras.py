@@ -183,7 +183,7 @@ def loaded_loras(pipe: Any) -> dict[str, tuple[str, int, int]]:
 def _present_adapters(pipe: Any) -> set[str]:
     try:
         return {a for names in pipe.get_list_adapters().values() for a in names}
-    except Exception:  # no peft layers at all
+    except Exception:  # noqa: BLE001 - no peft layers at all
         return set()
 
 
@@ -233,7 +233,7 @@ def _load(pipe: Any, name: str, file: NetworkFile) -> None:
         with _quiet():
             # use_safetensors=True: diffusers would otherwise fall back to torch.load on failure
             pipe.load_lora_weights(str(file.path), adapter_name=name, use_safetensors=True)
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - peft/diffusers raise many types for a LoRA that does not fit
         _forget(pipe, name)
         reason = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
         raise ModelLoadError(f"LoRA '{file.name}' could not be loaded: {reason}", hint) from None

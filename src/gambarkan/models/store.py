@@ -201,8 +201,9 @@ def _translate_error(exc: BaseException, what: str, name: str) -> GambarkanError
         return DiskFullError(f"the disk filled up while downloading '{name}'", "free some space and run the pull again")
     if isinstance(exc, OSError) and "consistency check failed" in str(exc).lower():
         return ModelLoadError(f"a file of '{name}' arrived with the wrong size", f"run `gambarkan models pull {name}` again")
-    if isinstance(exc, errs["http"]) and getattr(getattr(exc, "response", None), "status_code", 500) < 500:
-        return NetworkError(f"the Hugging Face Hub refused the download of '{what}' ({exc.response.status_code})", _NETWORK_HINT)
+    status = getattr(getattr(exc, "response", None), "status_code", 500)
+    if isinstance(exc, errs["http"]) and status < 500:
+        return NetworkError(f"the Hugging Face Hub refused the download of '{what}' ({status})", _NETWORK_HINT)
     return NetworkError(f"cannot reach the Hugging Face Hub to download '{name}'", _NETWORK_HINT)
 
 
@@ -215,7 +216,7 @@ def plan_repo(repo: str, revision: str, patterns: tuple[str, ...], *, endpoint: 
     api = HfApi(endpoint=endpoint)
     commit = revision
     if not (len(revision) == 40 and all(c in "0123456789abcdef" for c in revision)):
-        commit = api.repo_info(repo, revision=revision).sha
+        commit = api.repo_info(repo, revision=revision).sha or revision
     entries = [e for e in api.list_repo_tree(repo, revision=commit, recursive=True) if isinstance(e, RepoFile)]
     chosen = filter_repo_objects(entries, allow_patterns=list(patterns), ignore_patterns=IGNORE_PICKLES, key=lambda e: e.path)
     files = tuple(

@@ -82,7 +82,7 @@ COLUMNS = (
     "sampler", "steps", "cfg", "width", "height", "clip_skip", "seed", "seeds", "paths", "timings",
     "request", "out_dir", "pid", "host",
 )  # fmt: skip
-_JSON_COLUMNS = {"seeds": [], "paths": [], "timings": {}, "request": {}}
+_JSON_COLUMNS: dict[str, list[Any] | dict[str, Any]] = {"seeds": [], "paths": [], "timings": {}, "request": {}}
 
 
 class HistoryError(GambarkanError):
@@ -299,6 +299,7 @@ class History:
                 pid, _process_started(pid), socket.gethostname(), surface,
             ),
         )  # fmt: skip
+        assert cur.lastrowid is not None  # an INSERT always sets it
         return int(cur.lastrowid)
 
     def finish(self, row_id: int, result: Any = None, error: BaseException | None = None) -> None:

@@ -13,7 +13,6 @@ import math
 import re
 import warnings
 from dataclasses import dataclass, field
-from typing import Union
 
 __all__ = [
     "Alternate",
@@ -162,7 +161,7 @@ class Alternate:
     options: list[list[Node]]
 
 
-Node = Union[Text, Break, Tag, Stray, Emphasis, Edit, Alternate]
+Node = Text | Break | Tag | Stray | Emphasis | Edit | Alternate
 
 
 @dataclass

@@ -11,9 +11,13 @@ import binascii
 import hmac
 import ipaddress
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING, Any
 
 from gambarkan.errors import GambarkanError
+
+if TYPE_CHECKING:
+    from starlette.types import ASGIApp, Receive, Scope, Send
 
 #: Paths anyone may call, even with keys configured (load balancers, uptime checks).
 PUBLIC_PATHS = frozenset({"/api/health"})
@@ -117,7 +121,10 @@ def host_allowed(header: str | None, allowed: Iterable[str] = ()) -> bool:
     return host == "localhost" or host.endswith(".localhost") or is_loopback(host)
 
 
-def _json_response(status: int, code: str, message: str, hint: str, extra_headers: list[tuple[bytes, bytes]] = ()) -> tuple[dict, dict]:
+def _json_response(
+    status: int, code: str, message: str, hint: str, extra_headers: Sequence[tuple[bytes, bytes]] = ()
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The two ASGI messages of a JSON error answer (``{"error": {...}}``, as every route sends)."""
     body = json.dumps({"error": {"code": code, "message": message, "hint": hint, "status": status}}).encode()
     start = {
         "type": "http.response.start",
@@ -133,11 +140,11 @@ class HostCheckMiddleware:
     Guards every route, the mounted web UI and its websockets included (DNS rebinding, issue 17).
     """
 
-    def __init__(self, app, allowed_hosts: Iterable[str] = ()) -> None:
+    def __init__(self, app: ASGIApp, allowed_hosts: Iterable[str] = ()) -> None:
         self.app = app
         self.allowed_hosts = list(allowed_hosts)
 
-    async def __call__(self, scope, receive, send) -> None:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] not in ("http", "websocket"):
             await self.app(scope, receive, send)
             return
@@ -166,11 +173,11 @@ class HostCheckMiddleware:
 class APIKeyMiddleware:
     """ASGI middleware guarding every HTTP route but ``PUBLIC_PATHS`` (the UI included)."""
 
-    def __init__(self, app, keys: list[str]) -> None:
+    def __init__(self, app: ASGIApp, keys: list[str]) -> None:
         self.app = app
         self.keys = list(keys)
 
-    async def __call__(self, scope, receive, send) -> None:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] not in ("http", "websocket") or not self.keys or scope.get("path") in PUBLIC_PATHS:
             await self.app(scope, receive, send)
             return

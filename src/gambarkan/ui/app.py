@@ -499,7 +499,7 @@ def build_ui(settings: Any = None, queue: Any = None, engine: Any = None, lang: 
         # -- language switch -------------------------------------------------------------------------------
         def on_language(new_lang: str, package_name: str, text: str, enabled: bool, backend: str, sampler_v: str, query: str) -> list[Any]:
             updates = []
-            for component, keys in labels:
+            for _component, keys in labels:
                 changes: dict[str, Any] = {}
                 for attribute, key in keys.items():
                     if key == "_header":

@@ -48,5 +48,5 @@ class GoogleBackend:
             return future.result(timeout=self.timeout)
         except concurrent.futures.TimeoutError:
             raise NetworkError(f"google translate did not answer within {self.timeout:g}s", "check the network or use --translator glossary") from None
-        except Exception as exc:  # requests/deep-translator errors: no network, blocked, quota
+        except Exception as exc:  # noqa: BLE001 - requests/deep-translator errors: no network, blocked, quota
             raise NetworkError(f"google translate failed: {type(exc).__name__}", "check the network or use --translator glossary") from None

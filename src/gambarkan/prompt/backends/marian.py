@@ -81,7 +81,7 @@ class Seq2SeqBackend:
             try:
                 tokenizer = tokenizer_cls.from_pretrained(self.model_id, local_files_only=local_only)
                 model = model_cls.from_pretrained(self.model_id, local_files_only=local_only)
-            except Exception as exc:  # transformers and safetensors raise many kinds for missing or bad files
+            except Exception as exc:  # noqa: BLE001 - transformers and safetensors raise many kinds for missing or bad files
                 if not weights_available(self.model_id) and _is_network_error(exc):
                     raise NetworkError(f"{not_here} and cannot be fetched now", fix) from None
                 raise ModelLoadError(
