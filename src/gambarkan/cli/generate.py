@@ -5,11 +5,14 @@ from __future__ import annotations
 import os
 import sys
 import warnings
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from gambarkan.cli.common import err_console, handle_errors, not_empty, print_json, quiet_libraries
+
+if TYPE_CHECKING:  # the CLI imports these lazily, so --help stays instant
+    from gambarkan.request import GenerationRequest, GenerationResult
 
 DEVICE_CHOICES = ["auto", "cpu", "cuda", "mps"]
 DTYPE_CHOICES = ["auto", "fp32", "fp16", "bf16"]
@@ -96,7 +99,7 @@ class StepProgress:
             self._progress.__exit__(*exc)
 
 
-def run_request(request: Any, as_json: bool, quiet: bool, verbose: bool = False) -> None:
+def run_request(request: GenerationRequest, as_json: bool, quiet: bool, verbose: bool = False) -> None:
     """Generate ``request`` with a progress bar and print the result (paths or JSON)."""
     from gambarkan.engine.generate import default_engine
     from gambarkan.prompt.syntax import PromptWarning
@@ -133,7 +136,7 @@ def run_request(request: Any, as_json: bool, quiet: bool, verbose: bool = False)
         )
 
 
-def print_verbose(result: Any) -> None:
+def print_verbose(result: GenerationResult) -> None:
     """Speed techniques in use, their notes, and the timings/memory of the run (stderr)."""
     console = err_console()
     techniques = result.extra.get("optimizations", [])
@@ -208,7 +211,7 @@ def reuse_model(fields: dict[str, Any], params: dict[str, Any], from_image: str,
     return reuse_notes(recorded, recorded_networks(params), settings)
 
 
-def build_request(fields: dict[str, Any], from_image: str | None, options: dict[str, Any]) -> Any:
+def build_request(fields: dict[str, Any], from_image: str | None, options: dict[str, Any]) -> GenerationRequest:
     """The GenerationRequest; a bad value read from a ``--from`` PNG names that PNG (its text is damaged)."""
     from gambarkan.errors import InvalidRequestError
     from gambarkan.request import GenerationRequest

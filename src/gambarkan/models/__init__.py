@@ -8,9 +8,14 @@ package's, then ``request.DEFAULTS``; it downloads a package that is not there y
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from gambarkan.models.catalog import DEFAULT_PRESET, ModelSpec, get_package, load_catalog
+
+if TYPE_CHECKING:  # types only: models never imports the engine at run time
+    from gambarkan.config import Settings
+    from gambarkan.engine.generate import Plan
+    from gambarkan.request import GenerationRequest
 
 __all__ = ["DEFAULT_PRESET", "ModelSpec", "get_package", "load_catalog", "resolve_request", "config_folder_for"]
 
@@ -52,7 +57,7 @@ def _package_for_model(model: str, settings: Any) -> ModelSpec | None:
     return packages.get(model.strip().lower())
 
 
-def resolve_request(request: Any, settings: Any, *, show_progress: bool = True) -> Any:
+def resolve_request(request: GenerationRequest, settings: Settings, *, show_progress: bool = True) -> Plan:
     """Decide every value of ``request``: explicit values > preset values > DEFAULTS.
 
     With no ``--model`` and no ``--preset`` the default package ``umum`` is used (unless
