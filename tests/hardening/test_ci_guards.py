@@ -13,12 +13,18 @@ ROOT = Path(__file__).resolve().parents[2]
 def test_missing_chromium_fails_in_ci_and_skips_elsewhere(monkeypatch: pytest.MonkeyPatch):
     pytest.importorskip("playwright")
     browser = importlib.import_module("tests.ui.test_browser")
-    monkeypatch.setattr(browser, "IN_CI", True)
-    with pytest.raises(pytest.fail.Exception, match="CI=true"):
-        browser.missing("no chromium at /usr/bin/chromium")
-    monkeypatch.setattr(browser, "IN_CI", False)
-    with pytest.raises(pytest.skip.Exception):
-        browser.missing("no chromium at /usr/bin/chromium")
+    def outcome(in_ci: bool) -> BaseException | None:
+        """What ``missing`` raises (caught here, so a skip cannot turn this test into a skip)."""
+        monkeypatch.setattr(browser, "IN_CI", in_ci)
+        try:
+            browser.missing("no chromium at /usr/bin/chromium")
+        except BaseException as exc:  # noqa: BLE001 - pytest's outcomes are BaseExceptions
+            return exc
+        return None
+
+    in_ci = outcome(True)
+    assert type(in_ci) is pytest.fail.Exception and "CI=true" in str(in_ci), repr(in_ci)
+    assert type(outcome(False)) is pytest.skip.Exception
     assert "missing(f\"no chromium at" in Path(browser.__file__).read_text(encoding="utf-8")  # the page fixture uses it
 
 
