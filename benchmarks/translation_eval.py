@@ -140,7 +140,19 @@ def english_altered(source: str, output: str, reference: str) -> bool:
 
     ref_phrases = set(text_segments(reference))
     out_phrases = set(text_segments(output))
-    return any(p in ref_phrases and p not in out_phrases for p in text_segments(source))
+    return any(p in ref_phrases and p not in out_phrases and _english_phrase(p) for p in text_segments(source))
+
+
+def _english_phrase(phrase: str) -> bool:
+    """A phrase kept verbatim by the reference is English unless all its words are Indonesian-only
+    (a culture word the reference chose to keep, like "baju kurung"); booru tags are always English."""
+    from gambarkan.prompt.language import is_indonesian_word, words
+    from gambarkan.prompt.normalize import booru_tags
+
+    if phrase.lower() in booru_tags():
+        return True
+    ws = words(phrase)
+    return not ws or not all(is_indonesian_word(w) for w in ws)
 
 
 def skeleton(text: str) -> str:

@@ -116,6 +116,61 @@ class MarianBackend(Seq2SeqBackend):
         return [_clean(t) for t in self._tokenizer.batch_decode(out, skip_special_tokens=True)]
 
 
+def _hub_address() -> tuple[str, int]:
+    from urllib.parse import urlparse
+
+    from huggingface_hub import constants
+
+    url = urlparse(constants.ENDPOINT)
+    return url.hostname or "huggingface.co", url.port or (80 if url.scheme == "http" else 443)
+
+
+def hub_reachable(timeout: float = 3.0) -> bool:
+    """Whether the Hugging Face Hub (``HF_ENDPOINT``) accepts a connection; False when HF_HUB_OFFLINE is set."""
+    import socket
+
+    from huggingface_hub import constants
+
+    if constants.HF_HUB_OFFLINE:
+        return False
+    try:
+        socket.create_connection(_hub_address(), timeout=timeout).close()
+    except OSError:
+        return False
+    return True
+
+
+def download(model_id: str = MODEL_ID, progress: bool = True) -> Path:
+    """Fetch the Marian tokenizer and weights once into the HF cache (safetensors when the repo has them).
+
+    Used by ``auto`` when the Hub can be reached; a progress bar shows on stderr unless disabled.
+    """
+    try:
+        from huggingface_hub import HfApi, snapshot_download
+        from huggingface_hub.utils import disable_progress_bars, enable_progress_bars
+    except ImportError:
+        raise DependencyMissingError("downloading marian needs huggingface_hub", "pip install huggingface_hub") from None
+    from gambarkan.models import urlpolicy
+
+    urlpolicy.install()
+    try:
+        sizes = {f.path: int(getattr(f, "size", 0) or 0) for f in HfApi().list_repo_tree(model_id) if hasattr(f, "size")}
+        weights = next((f for f in WEIGHT_FILES if f in sizes), None)
+        if weights is None:
+            raise ModelLoadError(f"{model_id} has no weights file ({' or '.join(WEIGHT_FILES)})", "use --translator glossary")
+        wanted = [f for f in sizes if f.endswith((".json", ".spm", ".txt", ".model"))] + [weights]
+        (enable_progress_bars if progress else disable_progress_bars)()
+        with urlpolicy.size_cap(max(sizes[f] for f in wanted)):
+            return Path(snapshot_download(model_id, allow_patterns=wanted))
+    except ModelLoadError:
+        raise
+    except Exception as exc:  # huggingface_hub raises many kinds for network and HTTP failures
+        raise NetworkError(
+            f"cannot download the marian translator ({model_id}): {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}",
+            "check the connection, or use --translator glossary",
+        ) from None
+
+
 def require_hub(model_id: str, backend: str, size: str, timeout: float = 3.0) -> None:
     """Fail in seconds, not minutes of retries, when weights must be downloaded but the Hub is unreachable."""
     import socket
@@ -129,7 +184,7 @@ def require_hub(model_id: str, backend: str, size: str, timeout: float = 3.0) ->
 
     host = urlparse(constants.ENDPOINT).hostname or "huggingface.co"
     try:
-        socket.create_connection((host, 443), timeout=timeout).close()
+        socket.create_connection(_hub_address(), timeout=timeout).close()
     except OSError:
         raise NetworkError(
             f"the {backend} translator's weights ({model_id}) are not downloaded and {host} cannot be reached",
