@@ -146,13 +146,13 @@ def english_altered(source: str, output: str, reference: str) -> bool:
 def _english_phrase(phrase: str) -> bool:
     """A phrase kept verbatim by the reference is English unless all its words are Indonesian-only
     (a culture word the reference chose to keep, like "baju kurung"); booru tags are always English."""
-    from gambarkan.prompt.language import is_indonesian_word, words
+    from gambarkan.prompt.language import is_indonesian_word, kept_words, words
     from gambarkan.prompt.normalize import booru_tags
 
     if phrase.lower() in booru_tags():
         return True
     ws = words(phrase)
-    return not ws or not all(is_indonesian_word(w) for w in ws)
+    return not ws or not all(is_indonesian_word(w) or w.lower() in kept_words() for w in ws)
 
 
 def skeleton(text: str) -> str:

@@ -135,7 +135,7 @@ def detect(text: str, lex: Lexicon | None = None) -> Detection:
         return Detection(ID, tuple(ind), ())
     if eng:
         return Detection(EN, (), tuple(eng))
-    if len(unknown) >= 2 or (both and not unknown):
+    if len(unknown) >= 2 or both:
         # nothing listed decides ("motif batik parang" uses words English shares): ask lingua
         guess = detector_language(text)
         if guess == ID:

@@ -112,10 +112,13 @@ class Normalizer:
     def _word(self, word: str, words: list[str], i: int, changes: list[Change]) -> str:
         low = word.lower()
         rows = table()
-        if low in rows and not (is_english(low, self.lex) and not self._indonesian_context(words, i)):
+        if low in rows:
             standard, kind = rows[low]
-            changes.append(Change(word, standard, kind))
-            return standard
+            shared = kind.endswith("+en") or is_english(low, self.lex)
+            if not (shared and not self._indonesian_context(words, i)):
+                kind = kind.removesuffix("+en")
+                changes.append(Change(word, standard, kind))
+                return standard
         if word[:1].isupper() or any(c.isdigit() for c in low) and not REDUP.match(low):
             return word
         if m := REDUP.match(low):
@@ -146,7 +149,7 @@ class Normalizer:
     def _indonesian_context(self, words: list[str], i: int) -> bool:
         """A word English also has ("item", "pas") is slang only between Indonesian words."""
         near = [w.lower() for w in words[max(0, i - 1) : i] + words[i + 1 : i + 2]]
-        return any(known(w, self.lex) and not is_english(w, self.lex) for w in near)
+        return any(known(w, self.lex) and not any(e.english.lower() == w for e in self.lex.lookup(w)) for w in near)
 
     def _squeeze(self, low: str) -> str | None:
         """Letters repeated for emphasis ("lucuuu", "kencangg"): the one known word they stand for."""
@@ -181,7 +184,7 @@ class Normalizer:
     @staticmethod
     def _prefixed(stem: str) -> list[str]:
         if stem.startswith("nge") and len(stem) > 5:
-            return [stem, "me" + stem[3:], "menge" + stem[3:], stem[3:]]
+            return [stem, *_men(stem[3:]), "menge" + stem[3:], stem[3:]]
         if stem.startswith("ng"):
             return [stem, "meng" + stem[2:], "k" + stem[2:], stem[2:]]
         if stem.startswith("ny"):
@@ -243,7 +246,7 @@ class Normalizer:
             vocab = {
                 k for k, es in self.lex.by_source.items()
                 if " " not in k and "-" not in k and len(k) >= MIN_TYPO_LEN - 1 and k.isalpha()
-                and any(e.area != "regional" for e in es) and not is_english(k, self.lex)
+                and any(e.area != "regional" for e in es) and k not in english_words() and k not in _booru_words()
             }
             index: dict[str, set[str]] = {}
             for w in vocab:
@@ -252,6 +255,15 @@ class Normalizer:
                     index.setdefault(w[:i] + w[i + 1 :], set()).add(w)
             self._vocab = index
         return self._vocab
+
+
+def _men(root: str) -> list[str]:
+    """The meN- forms a root could take (nasal assimilation): gambar -> menggambar, sapu -> menyapu."""
+    forms = ["me" + root, "mem" + root, "men" + root, "meng" + root]
+    first = {"s": "meny", "p": "mem", "t": "men", "k": "meng"}.get(root[:1])
+    if first:
+        forms.append(first + root[1:])
+    return forms
 
 
 def _one_edit(a: str, b: str) -> bool:

@@ -119,9 +119,9 @@ class MarianBackend(Seq2SeqBackend):
 def _hub_address() -> tuple[str, int]:
     from urllib.parse import urlparse
 
-    from huggingface_hub import constants
+    from gambarkan.models.urlpolicy import configured_endpoint
 
-    url = urlparse(constants.ENDPOINT)
+    url = urlparse(configured_endpoint())
     return url.hostname or "huggingface.co", url.port or (80 if url.scheme == "http" else 443)
 
 
@@ -153,15 +153,21 @@ def download(model_id: str = MODEL_ID, progress: bool = True) -> Path:
     from gambarkan.models import urlpolicy
 
     urlpolicy.install()
+    endpoint = urlpolicy.configured_endpoint()
+    if progress:
+        import sys
+
+        print(f"gambarkan: downloading the marian translator ({model_id}, ~300 MB) once", file=sys.stderr, flush=True)
     try:
-        sizes = {f.path: int(getattr(f, "size", 0) or 0) for f in HfApi().list_repo_tree(model_id) if hasattr(f, "size")}
+        tree = HfApi(endpoint=endpoint).list_repo_tree(model_id)
+        sizes = {f.path: int(getattr(f, "size", 0) or 0) for f in tree if hasattr(f, "size")}
         weights = next((f for f in WEIGHT_FILES if f in sizes), None)
         if weights is None:
             raise ModelLoadError(f"{model_id} has no weights file ({' or '.join(WEIGHT_FILES)})", "use --translator glossary")
         wanted = [f for f in sizes if f.endswith((".json", ".spm", ".txt", ".model"))] + [weights]
         (enable_progress_bars if progress else disable_progress_bars)()
         with urlpolicy.size_cap(max(sizes[f] for f in wanted)):
-            return Path(snapshot_download(model_id, allow_patterns=wanted))
+            return Path(snapshot_download(model_id, allow_patterns=wanted, endpoint=endpoint))
     except ModelLoadError:
         raise
     except Exception as exc:  # huggingface_hub raises many kinds for network and HTTP failures
@@ -174,15 +180,12 @@ def download(model_id: str = MODEL_ID, progress: bool = True) -> Path:
 def require_hub(model_id: str, backend: str, size: str, timeout: float = 3.0) -> None:
     """Fail in seconds, not minutes of retries, when weights must be downloaded but the Hub is unreachable."""
     import socket
-    from urllib.parse import urlparse
-
-    from huggingface_hub import constants
 
     from gambarkan.models import urlpolicy
 
     urlpolicy.install()  # the download that follows obeys the same URL policy as model pulls
 
-    host = urlparse(constants.ENDPOINT).hostname or "huggingface.co"
+    host = _hub_address()[0]
     try:
         socket.create_connection(_hub_address(), timeout=timeout).close()
     except OSError:
