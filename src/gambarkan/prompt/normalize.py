@@ -97,13 +97,20 @@ class Normalizer:
         matches = list(WORD.finditer(text))
         words = [m.group() for m in matches]
         new = [self._word(w, words, i, changes) for i, w in enumerate(words)]
+        for i in range(len(new) - 1):  # "kupu kupu" typed without its hyphen
+            low = new[i].lower()
+            pair = f"{low}-{low}"
+            if low == new[i + 1].lower() and low.isalpha() and not self.lex.lookup(f"{low} {low}") and known(pair, self.lex):
+                changes.append(Change(f"{words[i]} {words[i + 1]}", pair, "redup"))
+                new[i], new[i + 1] = pair, ""
         if typos and any(self._anchor(w) for w in new):
             new = [self._typo(w, changes) if w == old else w for w, old in zip(new, words)]
         if not changes:
             return Normalized(text)
         parts, last = [], 0
         for m, w in zip(matches, new):
-            parts += [text[last : m.start()], w]
+            gap = text[last : m.start()]
+            parts += [gap if w or not gap.isspace() else "", w]
             last = m.end()
         parts.append(text[last:])
         return Normalized("".join(parts), changes)
@@ -266,12 +273,27 @@ def _men(root: str) -> list[str]:
     return forms
 
 
+_ROWS = ("qwertyuiop", "asdfghjkl", "zxcvbnm")
+_KEY = {ch: (r, c) for r, row in enumerate(_ROWS) for c, ch in enumerate(row)}
+
+
+def _neighbours(x: str, y: str) -> bool:
+    """Keys next to each other on a QWERTY keyboard (a slipped finger, not another word)."""
+    if x not in _KEY or y not in _KEY:
+        return False
+    (r1, c1), (r2, c2) = _KEY[x], _KEY[y]
+    return abs(r1 - r2) <= 1 and abs(c1 - c2) <= 1 and (r1, c1) != (r2, c2)
+
+
 def _one_edit(a: str, b: str) -> bool:
-    """Levenshtein distance exactly 1 (transpositions are checked separately)."""
+    """One typo apart: a letter dropped or added, or one letter replaced by a neighbouring key
+    (not the first letter). Any other replacement ("harga"/"warga", "udara"/"utara") is more
+    often another real word than a typo, so it is never "repaired". Swaps are checked separately."""
     if a == b or abs(len(a) - len(b)) > 1:
         return False
     if len(a) == len(b):
-        return sum(x != y for x, y in zip(a, b)) == 1
+        diff = [i for i, (x, y) in enumerate(zip(a, b)) if x != y]
+        return len(diff) == 1 and diff[0] > 0 and _neighbours(a[diff[0]], b[diff[0]])
     short, long_ = (a, b) if len(a) < len(b) else (b, a)
     return any(long_[:i] + long_[i + 1 :] == short for i in range(len(long_)))
 

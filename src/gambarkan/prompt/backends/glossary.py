@@ -334,6 +334,14 @@ YOUNG_ANIMALS = {
 }
 
 
+RIDEABLE = {
+    "horse", "pony", "donkey", "camel", "elephant", "dragon", "unicorn", "tiger", "buffalo", "motorbike", "motorcycle",
+    "scooter", "bicycle", "bike", "car", "bus", "minibus", "train", "tram", "boat", "ship", "canoe", "raft", "plane",
+    "airplane", "helicopter", "pedicab", "rickshaw", "taxi", "truck", "skateboard", "surfboard", "sled", "carriage",
+    "cart", "spaceship", "rocket", "balloon", "escalator", "elevator", "ferry", "yacht", "jeep", "vespa",
+}
+
+
 def degree(adjective: str, kind: str, entry: Entry | None = None) -> str:
     """English comparative (kind "cmp": "taller") or superlative ("sup": "tallest") of an adjective."""
     if entry is not None and entry.get(kind):
@@ -499,6 +507,10 @@ class GlossaryTranslator:
                 toks.append(tok)
                 i += n
                 continue
+            if word.lower() in ("naik", "menaiki", "mengendarai", "menunggangi") and self._rideable(raw, i + 1):
+                toks.append(Tok(word, "lex", [Entry(word.lower(), "riding", "v")]))  # naik kuda: riding, not rising
+                i += 1
+                continue
             young = self._young(raw, i)
             if young is not None:
                 toks.append(young)
@@ -510,6 +522,10 @@ class GlossaryTranslator:
                 if not all(w[0].isalpha() for w in words):
                     continue
                 found = self.lex.lookup(" ".join(words))
+                last = words[-1].lower()
+                if not found and last.endswith(("nya", "ku", "mu")):  # buah hatinya: buah hati + -nya
+                    stem = last[: -3 if last.endswith("nya") else -2]
+                    found = self.lex.lookup(" ".join([*words[:-1], stem])) if len(stem) >= 3 else []
                 if found and not (n > 2 and all(e.pos == "prep" for e in found) and self._noun_goes_on(raw, i + n)):
                     match = (n, found)
                     break
@@ -582,6 +598,17 @@ class GlossaryTranslator:
                 end += 1
             return end - i, Tok(" ".join(raw[i:end]), "lex", [_graded(adj, english, "v", kind)])
         return end - i, Tok(" ".join(raw[i:end]), "lex", [_graded(adj, english, "adj", kind)])
+
+    def _rideable(self, raw: list[str], k: int) -> bool:
+        """Whether ``raw[k]`` starts a vehicle or a mount (the sense of "naik" depends on its object)."""
+        if k >= len(raw) or not raw[k][0].isalpha():
+            return False
+        for n in range(min(3, len(raw) - k), 0, -1):
+            found = self.lex.lookup(" ".join(raw[k : k + n]))
+            if found:
+                return any(e.pos == "n" and (e.english.split()[-1] in RIDEABLE or e.english in RIDEABLE) for e in found)
+        tok = analyze_word(raw[k], self.lex)
+        return tok is not None and any(e.pos == "n" and e.english.split()[-1] in RIDEABLE for e in tok.entries)
 
     def _young(self, raw: list[str], i: int) -> Tok | None:
         """anak + animal is the young animal: anak bebek -> duckling (when no set phrase says otherwise)."""
@@ -896,6 +923,8 @@ def _join(parts: list[str]) -> str:
         else:
             text += " " + part
     text = re.sub(r"\s+", " ", text).strip()
+    # gloss budget: a culture word's English head noun is not said twice ("kebaya blouse blouse")
+    text = re.sub(r"\b([a-z]{3,}) \1\b", r"\1", text)
     return re.sub(r"\b([Aa]n?) (\w+)", lambda m: _article(m.group(1), m.group(2)), text)
 
 
