@@ -173,7 +173,8 @@ def test_cli_translate(tmp_path: Path) -> None:
     assert data["segments"][1]["untranslated"] == ["xyzzyq"] and data["untranslated"] == ["xyzzyq"]
     res = runner.invoke(main, ["translate", "gajah xyzzyq", "-t", "glossary"], env=env)
     assert res.stdout.strip() == "elephant xyzzyq"
-    assert [line for line in res.stderr.splitlines() if "xyzzyq" in line] == ["catatan: kept as written (not in the glossary): xyzzyq"]
+    assert [line for line in res.stderr.splitlines() if "xyzzyq" in line] == [
+        "catatan: tidak diterjemahkan (tidak ada di glosarium; periksa ejaannya atau pakai --translator marian): xyzzyq"]
     res = runner.invoke(main, ["translate", "kucing", "-t", "marin"], env=env)
     assert res.exit_code == 2
     assert "gambarkan: error: unknown translator 'marin'" in res.stderr
