@@ -140,6 +140,9 @@ class Normalizer:
         if (squeezed := self._squeeze(low)) is not None:
             changes.append(Change(word, squeezed, "repeat"))
             return squeezed
+        if (spelled := self._spelling(low)) is not None:
+            changes.append(Change(word, spelled, "spelling"))
+            return spelled
         if (verb := self._colloquial(low)) is not None:
             changes.append(Change(word, verb, "affix"))
             return verb
@@ -155,7 +158,7 @@ class Normalizer:
 
     def _indonesian_context(self, words: list[str], i: int) -> bool:
         """A word English also has ("item", "pas") is slang only between Indonesian words."""
-        near = [w.lower() for w in words[max(0, i - 1) : i] + words[i + 1 : i + 2]]
+        near = [w.lower().rstrip("2") for w in words[max(0, i - 1) : i] + words[i + 1 : i + 2]]
         return any(known(w, self.lex) and not any(e.english.lower() == w for e in self.lex.lookup(w)) for w in near)
 
     def _squeeze(self, low: str) -> str | None:
@@ -174,6 +177,18 @@ class Normalizer:
             return None
         best = found[0]
         return table()[best][0] if best in table() else best
+
+    def _spelling(self, low: str) -> str | None:
+        """Jakarta spellings: a in the last syllable said as e ("cepet", "deket"), a dropped h ("ujan", "itam")."""
+        if len(low) < 4:
+            return None
+        m = re.fullmatch(r"(.*[^aeiou])e([^aeiou]{1,2})", low)
+        if m and known(cand := f"{m.group(1)}a{m.group(2)}", self.lex) and cand not in english_words():
+            return cand
+        for cand in ("h" + low, low[:1] + "h" + low[1:]) if low[0] in "aeiou" else ():
+            if self.lex.lookup(cand):
+                return cand
+        return None
 
     def _colloquial(self, low: str) -> str | None:
         """Colloquial verb forms: ng-/nge-/ny-/m-/n- for meN-, -in for -kan/-i ("ngopi", "nungguin")."""
