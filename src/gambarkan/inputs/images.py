@@ -232,7 +232,7 @@ def decode(data: bytes, what: str = "image") -> tuple[Any, Any, list[str]]:
     except UnidentifiedImageError:
         raise _bad(what, "not an image (or a format gambarkan does not read)", "give a PNG, JPEG, WebP, GIF, BMP or TIFF file") from None
     except Image.DecompressionBombError:
-        raise _bad(what, "the image claims a size far over the pixel limit (decompression bomb)", "give a smaller image") from None
+        raise _bad(what, f"the image claims a size far over the pixel limit (decompression bomb); the limit is {MAX_PIXELS / 1e6:.1f} MP", "give a smaller image") from None
     except Exception as exc:  # noqa: BLE001 - hostile headers make Pillow raise many types
         raise _bad(what, f"cannot read the image: {_reason(exc)}") from None
     with opened:
