@@ -192,7 +192,7 @@ class Normalizer:
 
     def _colloquial(self, low: str) -> str | None:
         """Colloquial verb forms: ng-/nge-/ny-/m-/n- for meN-, -in for -kan/-i ("ngopi", "nungguin")."""
-        if len(low) < 5:
+        if len(low) < 4:
             return None
         stems = [low]
         if low.endswith("in"):
@@ -211,10 +211,10 @@ class Normalizer:
             return [stem, "meng" + stem[2:], "k" + stem[2:], stem[2:]]
         if stem.startswith("ny"):
             return [stem, "meny" + stem[2:], "s" + stem[2:], "c" + stem[2:]]
-        if stem.startswith("m") and not stem.startswith("me"):
-            return [stem, "me" + stem, "p" + stem[1:]]
-        if stem.startswith("n") and not stem.startswith("ne"):
-            return [stem, "me" + stem, "t" + stem[1:]]
+        if stem.startswith("m") and not stem.startswith("mem"):
+            return [stem, "me" + stem, "p" + stem[1:]]  # meluk -> memeluk
+        if stem.startswith("n") and not stem.startswith("men"):
+            return [stem, "me" + stem, "t" + stem[1:]]  # nari -> menari, nembus -> menembus
         return [stem]
 
     def _is_verb(self, cand: str) -> bool:
