@@ -57,6 +57,7 @@ def test_normaliser_classes(written: str, standard: str, kind: str) -> None:
 def test_typo_repair_only_when_one_known_word_is_close() -> None:
     assert Normalizer()._near("bangu") == {"bangau", "bangku"}
     assert normalize("rumah bangu").text == "rumah bangu"  # two candidates (heron, bench): kept, not guessed
+    assert normalize("gadis bermabut").text == "gadis bermabut"  # berkabut (foggy) or berambut (with hair): kept
     assert normalize("kucizg tidur").text == "kucizg tidur"  # z is not next to n: more likely another word than a typo
     assert normalize("harimua").text == "harimua"  # no Indonesian word around it: not repaired
     assert normalize("portrait, ethereal glow", typos=True).text == "portrait, ethereal glow"

@@ -237,12 +237,15 @@ class Normalizer:
         if known(low, self.lex) or is_english(low, self.lex) or low in table():
             return word
         fixes = self._near(low)
-        if not fixes:
+        if low.startswith(PREFIXES):  # derived forms count too: "bermabut" is near "berkabut" and "berambut", so it is ambiguous
             for prefix in PREFIXES:
                 root = low[len(prefix):]
                 if low.startswith(prefix) and len(root) >= MIN_TYPO_LEN - 1:
                     roots = {r for r in self._near(root) if analyze_word(prefix + r, self.lex) is not None}
                     fixes |= {prefix + r for r in roots}
+            swaps = {low[:i] + low[i + 1] + low[i] + low[i + 2 :] for i in range(len(low) - 1)}
+            drops = {low[:i] + low[i + 1 :] for i in range(len(low))}
+            fixes |= {w for w in swaps | drops if w != low and analyze_word(w, self.lex) is not None}
         if len(fixes) != 1:
             return word  # unknown or ambiguous: kept as written (and reported as untranslated)
         fixed = fixes.pop()
