@@ -294,7 +294,9 @@ def translate_prompt(text: str, translator: str = "auto", settings: Settings | N
     langs = [detect(n.text).lang if n.text != p else lang for p, (n, lang) in zip(phrases, norms)]
     todo = [i for i, p in enumerate(phrases) if _needs(langs[i])]
     if not todo:
-        return Translation(text, text, "none", [(p, lang, p) for p, lang in zip(phrases, langs)], ["already English: nothing to translate"])
+        same = [{"normalized": p, "changes": [], "backend": "none", "untranslated": []} for p in phrases]
+        segs = [(p, lang, p) for p, lang in zip(phrases, langs)]
+        return Translation(text, text, "none", segs, ["already English: nothing to translate"], [], same)
 
     notes: list[str] = []
     backend_name = name
