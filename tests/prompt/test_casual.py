@@ -214,3 +214,12 @@ def test_auto_downloads_marian_through_the_hub_once_and_uses_it(tmp_path: Path, 
         assert t2.details[0]["backend"] == "marian"
     finally:
         hub.close()
+
+
+@pytest.mark.parametrize(
+    "prompt",
+    ["mama bear and baby bear", "girl wearing a headset", "the pass between two mountains, misty", "item shop interior, rpg game",
+     "lo-fi anime girl studying at night", "a cat sleeping on a laptop", "solo, v, cat ears, looking at viewer"],
+)
+def test_english_prompts_with_words_indonesian_chat_also_uses_stay_english(prompt: str) -> None:
+    assert translate_prompt(prompt, "glossary").english == prompt
