@@ -223,3 +223,10 @@ def test_auto_downloads_marian_through_the_hub_once_and_uses_it(tmp_path: Path, 
 )
 def test_english_prompts_with_words_indonesian_chat_also_uses_stay_english(prompt: str) -> None:
     assert translate_prompt(prompt, "glossary").english == prompt
+
+
+def test_a_culture_gloss_is_said_once_per_prompt() -> None:
+    t = translate_prompt("angkot kuning, angkot biru dan angkot merah", "glossary")
+    assert t.english == "yellow angkot minibus, blue angkot and red angkot"
+    alone = translate_prompt("angkot biru", "glossary")
+    assert alone.english == "blue angkot minibus"  # the cache keeps each phrase's full translation

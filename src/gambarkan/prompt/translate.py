@@ -338,6 +338,7 @@ def translate_prompt(text: str, translator: str = "auto", settings: Settings | N
     new_texts = list(phrases)
     for i, eng in zip(todo, english):
         new_texts[i] = eng
+    _budget_glosses(new_texts, [i for i, b in zip(todo, used) if b == "glossary"])
     glossary_sources = [src for src, b in zip(sources, used) if b == "glossary"]
     if glossary_sources:
         notes += _culture_notes(glossary_sources)
@@ -393,6 +394,33 @@ def _run(backend_name: str, texts: list[str], langs: list[str], cache: Translati
             cache.put(backend_name, texts[i], eng)
             out[i] = eng
     return [v if v is not None else "" for v in out]
+
+
+def _budget_glosses(texts: list[str], indexes: list[int]) -> None:
+    """A culture word's English head noun is said once per prompt ("angkot minibus, ... angkot"),
+    so repeated glosses do not push a long prompt past the 77-token chunk."""
+    import re
+
+    from gambarkan.prompt.backends.glossary import GlossaryTranslator
+
+    glossary = get_backend("glossary")
+    assert isinstance(glossary, GlossaryTranslator)
+    glosses = glossary.glosses()
+    seen: set[str] = set()
+    for i in indexes:
+        text = texts[i]
+        for full, short in glosses.items():
+            if full not in text:
+                continue
+            pattern = re.compile(rf"\b{re.escape(full)}\b")
+            if full in seen:
+                text = pattern.sub(short, text)
+            elif pattern.search(text):
+                seen.add(full)
+                first = pattern.search(text)
+                assert first is not None
+                text = text[: first.end()] + pattern.sub(short, text[first.end():])
+        texts[i] = text
 
 
 def _culture_notes(texts: list[str]) -> list[str]:

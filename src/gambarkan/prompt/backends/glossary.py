@@ -439,6 +439,7 @@ class GlossaryTranslator:
     def __init__(self, lexicon: Lexicon | None = None) -> None:
         self.lex = lexicon or Lexicon.default()
         self._regional: dict[str, GlossaryTranslator] = {}
+        self._glosses: dict[str, str] | None = None
 
     # -- public
     def translate(self, texts: list[str], langs: list[str] | None = None) -> list[str]:
@@ -470,6 +471,15 @@ class GlossaryTranslator:
     def unknown_words(self, text: str, lang: str = "id") -> list[str]:
         """Words of ``text`` the glossary does not know: kept in place and reported (never reordered)."""
         return [t.text for t in self._for(lang).lex_tokens(text.strip()) if t.kind == "unk"]
+
+    def glosses(self) -> dict[str, str]:
+        """Culture words with an English head noun: "angkot minibus" -> "angkot" (gloss budgeting)."""
+        if self._glosses is None:
+            self._glosses = {
+                e.english: e.source for e in self.lex.entries
+                if e.get("note") and e.english.lower().startswith(e.source + " ") and len(e.english) > len(e.source)
+            }
+        return self._glosses
 
     def explain(self, text: str) -> list[str]:
         """Notes for culture words in ``text`` ("kebaya: traditional Indonesian blouse")."""
