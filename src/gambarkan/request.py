@@ -94,7 +94,7 @@ class GenerationRequest(BaseModel):
     @classmethod
     def _check_optimize(cls, value: str | None) -> str | None:
         if value is not None:
-            from gambarkan.engine.optimize import parse_spec
+            from gambarkan.optimize_names import parse_spec
 
             parse_spec(value)  # raises InvalidRequestError naming the unknown technique
         return value

@@ -171,7 +171,7 @@ def _run_together(engine: Any, requests: Sequence[GenerationRequest], run_ids: l
             preview = None
             if preview_every and (step + 1) % preview_every == 0 and "latents" in kwargs:
                 latents = kwargs["latents"][starts[i] : starts[i] + sizes[i]]
-                preview = single._preview(p, opt, latents, loaded.arch)
+                preview = single._preview(p, opt, latents, loaded.arch, (plan.width, plan.height))
             report(single.Progress(0, 1, step + 1, plan.steps, 0, sizes[i], preview))
         return kwargs
 

@@ -10,6 +10,7 @@ from dataclasses import dataclass, replace
 from typing import Any, TypeVar
 
 from gambarkan.errors import InvalidRequestError
+from gambarkan.families import get_family
 
 T = TypeVar("T")
 
@@ -56,16 +57,8 @@ def torch_dtype(name: str):  # -> torch.dtype
 
 MEMORY_MODES = ("high", "low", "minimal")
 
-#: Rough GPU memory (MB, fp16) a family needs per mode at its native size: weights + activations.
-#: SDXL fits a 16 GB T4 in ``high``; SD 1.5 runs on a 4 GB card in ``low``.
-_NEED_MB = {
-    "sd15": {"high": 3800, "low": 2000},
-    "sd2": {"high": 4200, "low": 2300},
-    "sdxl": {"high": 11000, "low": 6500},
-}
-_NATIVE_PIXELS = {"sd15": 512 * 512, "sd2": 768 * 768, "sdxl": 1024 * 1024}
-#: Extra activation memory (MB) per native-size image beyond the first, and per extra pixel area.
-_ACT_MB = {"sd15": 600, "sd2": 900, "sdxl": 1800}
+# What each family needs per mode (GPU MB at its native size, extra MB per extra image) is
+# the family's data: ``gambarkan.families.<name>.FAMILY.memory_mb`` / ``activation_mb``.
 
 
 @dataclass(frozen=True)
@@ -98,13 +91,12 @@ def free_memory_mb(device: str) -> tuple[int | None, int]:
 
 def needed_mb(kind: str, mode: str, width: int, height: int, batch: int = 1) -> int:
     """GPU MB ``kind`` needs in ``mode`` for ``batch`` images of width x height (an estimate)."""
-    table = _NEED_MB.get(kind, _NEED_MB["sd15"])
-    native = _NATIVE_PIXELS.get(kind, _NATIVE_PIXELS["sd15"])
-    scale = max(1.0, (width * height) / native) * max(1, batch)
-    extra = int(_ACT_MB.get(kind, 600) * (scale - 1))
+    family = get_family(kind)
+    scale = max(1.0, (width * height) / family.native_pixels) * max(1, batch)
+    extra = int(family.activation_mb * (scale - 1))
     if mode == "minimal":
         return 1024 + extra // 2
-    return table[mode] + extra
+    return family.memory_mb[mode] + extra
 
 
 def choose_memory_mode(
@@ -122,7 +114,7 @@ def choose_memory_mode(
 
     The free figures are measured when not given, so tests pass fake ones.
     """
-    native = _NATIVE_PIXELS.get(kind, _NATIVE_PIXELS["sd15"])
+    native = get_family(kind).native_pixels
     big_image = width * height > native * 1.5 or width * height * batch > 4 * native
     if device != "cuda":
         # Offload needs a CUDA device; on CPU/MPS the weights stay where they are.

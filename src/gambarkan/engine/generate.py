@@ -19,27 +19,11 @@ from typing import Any
 from gambarkan import __version__
 from gambarkan.config import Settings
 from gambarkan.errors import CancelledError
+from gambarkan.families import Family, get_family
+from gambarkan.plan import Plan
 from gambarkan.request import GeneratedImage, GenerationRequest, GenerationResult
 
-
-@dataclass
-class Plan:
-    """A request with every value decided: what will actually run."""
-
-    model: str
-    sampler: str
-    steps: int
-    cfg: float
-    width: int
-    height: int
-    clip_skip: int
-    negative_prompt: str
-    preset: str | None = None
-    style: str = ""
-    config: str | None = None  # local config folder for single-file checkpoints
-    vae: str | None = None  # replacement VAE folder (e.g. SDXL fp16-fix)
-    name: str | None = None  # what PNG metadata calls the model (package source), else derived
-    extra: dict[str, Any] = field(default_factory=dict)
+__all__ = ["Engine", "Plan", "Progress", "Translation", "default_engine", "make_result", "metadata_fields"]
 
 
 @dataclass
@@ -98,16 +82,47 @@ def _prompts(request: GenerationRequest, plan: Plan, settings: Settings) -> Tran
     return Translation(prompt, plan.negative_prompt, prompt, plan.negative_prompt)
 
 
-def _conditioning(pipe: Any, prompt: str, negative: str, clip_skip: int, steps: int, cfg: float = 7.0) -> tuple[dict[str, Any], Callable | None]:
+def _conditioning(
+    pipe: Any, prompt: str, negative: str, clip_skip: int, steps: int, cfg: float = 7.0, family: Family | None = None
+) -> tuple[dict[str, Any], Callable | None]:
     """Pipeline kwargs for the text conditioning and an optional per-step hook (prompt issue).
 
-    A1111 semantics: weights, BREAK, prompts past 77 tokens in 75-token chunks, clip skip,
-    prompt editing switched per step through ``callback_on_step_end``.
+    CLIP families get A1111 semantics: weights, BREAK, prompts past 77 tokens in 75-token
+    chunks, clip skip, prompt editing switched per step through ``callback_on_step_end``.
+    T5 families (FLUX) get the plain text; ``_family_notes`` says what was dropped.
     """
     from gambarkan.prompt.encode import build_conditioning
 
+    if family is not None and family.prompt_encoding != "clip":
+        return {"prompt": plain_prompt(prompt)[0]}, None
+
     cond = build_conditioning(pipe, prompt, negative, clip_skip, steps, guidance=cfg > 1)  # diffusers skips CFG at <= 1
     return cond.pipeline_kwargs, cond.on_step
+
+
+def plain_prompt(text: str) -> tuple[str, bool]:
+    """``text`` without A1111 weights, BREAK, editing and ``<lora:..>`` tags; True when any was there."""
+    from gambarkan.prompt import syntax
+
+    untagged = syntax.extract_tags(text, warn=False)[0]
+    schedule = syntax.prompt_schedule(untagged, 1)
+    pieces = syntax.parse_attention(schedule[0][1])
+    words = [" " if (weight == -1.0 and piece == syntax.BREAK) else piece for piece, weight in pieces]
+    plain = " ".join("".join(words).split())
+    changed = len(schedule) > 1 or any(weight != 1.0 for _, weight in pieces) or plain != " ".join(untagged.split())
+    return plain, changed
+
+
+def _family_notes(family: Family, prompt: str, negative: str, clip_skip: int) -> list[str]:
+    """One note per request value the family cannot use (instead of an error deep in diffusers)."""
+    notes: list[str] = []
+    if not family.supports("prompt_weights") and plain_prompt(prompt)[1]:
+        notes.append(f"{family.title} reads the prompt as plain text: A1111 weights, BREAK and [a:b] editing were removed")
+    if not family.supports("negative_prompt") and negative.strip():
+        notes.append(f"{family.title} has no negative prompt; it was not used")
+    if not family.supports("clip_skip") and clip_skip > 1:
+        notes.append(f"{family.title} has no clip skip; it was not used")
+    return notes
 
 
 def _networks(pipe: Any, prompt: str, negative: str, settings: Settings) -> dict[str, str]:
@@ -138,18 +153,20 @@ def _record(result: GenerationResult | None, request: GenerationRequest, error: 
     record_finish(settings, run_id, request, result, error, surface=surface)
 
 
-def _latent_preview(latents: Any, arch: str, scale: int = 8) -> Any:
-    """A cheap RGB approximation of SD latents (A1111's "Approx cheap"), no VAE call."""
+def _latent_preview(latents: Any, arch: str, scale: int = 8, pipe: Any = None, size: tuple[int, int] | None = None) -> Any:
+    """A cheap RGB approximation of the latents (A1111's "Approx cheap"), no VAE call.
+
+    The factors come from the family (4 channels for SD, 16 for FLUX, whose packed
+    (batch, tokens, 64) latents are unpacked first with the pipeline's own helper).
+    """
     import torch
     from PIL import Image
 
-    if arch == "sdxl":
-        factors = [[0.3651, 0.4232, 0.4341], [-0.2533, -0.0042, 0.1068], [0.1076, 0.1111, -0.0362], [-0.3165, -0.2492, -0.2188]]
-        bias = [0.1084, -0.0175, -0.0011]
-    else:
-        factors = [[0.3512, 0.2297, 0.3227], [0.3250, 0.4974, 0.2350], [-0.2829, 0.1762, 0.2721], [-0.2120, -0.2616, -0.7177]]
-        bias = [0.0, 0.0, 0.0]
+    family = get_family(arch)
+    factors, bias = [list(row) for row in family.latent_rgb], list(family.latent_bias)
     with torch.no_grad():
+        if latents.ndim == 3 and pipe is not None and size is not None and hasattr(pipe, "_unpack_latents"):
+            latents = pipe._unpack_latents(latents, size[1], size[0], scale)
         lat = latents[0].float().cpu()
         rgb = torch.einsum("chw,cr->hwr", lat, torch.tensor(factors)) + torch.tensor(bias)
         rgb = ((rgb + 1) / 2).clamp(0, 1).mul(255).byte().numpy()
@@ -201,12 +218,16 @@ class Engine:
         self.surface = surface  # recorded in the history: api, cli, server, ui ...
         self.history = history  # False for bench/doctor runs that are not the user's images
 
-    def register(self, model: str, pipe: Any, arch: str = "sd15", device: str = "cpu", dtype: str = "fp32") -> None:
-        """Put an already built pipeline in the cache under the name ``model`` (bench, doctor, tests)."""
+    def register(self, model: str, pipe: Any, arch: str | None = None, device: str = "cpu", dtype: str = "fp32") -> None:
+        """Put an already built pipeline in the cache under the name ``model`` (bench, doctor, tests).
+
+        Without ``arch`` the family is told by the pipeline's class (``families.family_of_pipeline``).
+        """
         from gambarkan.engine.pipelines import LoadedModel
+        from gambarkan.families import family_of_pipeline
 
         pipe.set_progress_bar_config(disable=True)
-        loaded = LoadedModel(pipe, arch, model, model, None)
+        loaded = LoadedModel(pipe, arch or family_of_pipeline(pipe).name, model, model, None)
         self.cache.get((model, device, dtype, None), lambda: loaded)
 
     def load(self, plan: Plan, device: str, dtype: str, offline: bool) -> tuple[Any, bool]:
@@ -286,7 +307,7 @@ class Engine:
         self.place(loaded, memory_plan)
         timings["load"] = 0.0 if cached else time.perf_counter() - t
         pipe = loaded.pipe
-        notes = list(translation.notes)
+        notes = list(translation.notes) + _family_notes(loaded.family, translation.prompt, translation.negative_prompt, plan.clip_skip)
 
         plan.extra.update(_networks(pipe, translation.prompt, translation.negative_prompt, self.settings))
         opt = _optimize(pipe, request, loaded, device, dtype, plan, self.settings)  # after LoRAs: fused QKV must see them
@@ -301,7 +322,7 @@ class Engine:
         for batch_index in range(request.count):
             pipe.scheduler = make_scheduler(plan.sampler, loaded.scheduler_config)
             t = time.perf_counter()
-            cond_kwargs, step_hook = _conditioning(pipe, translation.prompt, translation.negative_prompt, plan.clip_skip, plan.steps, plan.cfg)
+            cond_kwargs, step_hook = _conditioning(pipe, translation.prompt, translation.negative_prompt, plan.clip_skip, plan.steps, plan.cfg, loaded.family)
             timings["encode"] = timings.get("encode", 0.0) + time.perf_counter() - t
             batch_seeds = [seed + batch_index * request.batch_size + i for i in range(request.batch_size)]
             generator_device = "cpu" if device == "mps" else device
@@ -319,7 +340,7 @@ class Engine:
                 if on_progress is not None:
                     preview = None
                     if preview_every and (step + 1) % preview_every == 0 and "latents" in kwargs:
-                        preview = _preview(p, opt, kwargs["latents"], loaded.arch)
+                        preview = _preview(p, opt, kwargs["latents"], loaded.arch, (plan.width, plan.height))
                     on_progress(Progress(_b, request.count, step + 1, plan.steps, len(images), total, preview))
                 return kwargs
 
@@ -425,12 +446,12 @@ def _optimize(pipe: Any, request: GenerationRequest, loaded: Any, device: str, d
     return optimize.apply(pipe, opts, model_key=f"{loaded.source}|{device}|{dtype}", shape=shape, cache_dir=settings.cache_dir)
 
 
-def _preview(pipe: Any, opt: Any, latents: Any, arch: str) -> Any:
+def _preview(pipe: Any, opt: Any, latents: Any, arch: str, size: tuple[int, int] | None = None) -> Any:
     """A live preview: TAESD when it is loaded and on, else the cheap latent approximation."""
     from gambarkan.engine.optimize import preview_image
 
-    image = preview_image(pipe, latents) if opt.options.taesd_preview else None
-    return image if image is not None else _latent_preview(latents, arch, getattr(pipe, "vae_scale_factor", 8))
+    image = preview_image(pipe, latents) if opt.options.taesd_preview and get_family(arch).supports("taesd") else None
+    return image if image is not None else _latent_preview(latents, arch, getattr(pipe, "vae_scale_factor", 8), pipe, size)
 
 
 def _since_process_start() -> dict[str, float]:

@@ -1,7 +1,7 @@
 """Build and load diffusers pipelines from a Hub id, a local diffusers folder or one .safetensors file.
 
-The architecture (SD 1.x, SD 2.x, SDXL) is detected from the folder's configs or the file's
-tensor names, so each gets the right pipeline class. Loaded pipelines are kept in a
+The family (SD 1.x, SD 2.x, SDXL, FLUX) is detected from the folder's configs or the file's
+tensor names (``gambarkan.families``), so each gets the right pipeline class. Loaded pipelines are kept in a
 ``PipelineCache`` owned by the engine.
 """
 
@@ -24,8 +24,8 @@ from gambarkan.errors import (
     UnknownModelError,
     UnsafeFileError,
 )
+from gambarkan.families import Family, detect_file, detect_folder, get_family
 
-ARCH_CLASSES = {"sd15": "StableDiffusionPipeline", "sd2": "StableDiffusionPipeline", "sdxl": "StableDiffusionXLPipeline"}
 PICKLE_SUFFIXES = {".ckpt", ".bin", ".pt", ".pth", ".pkl"}
 MAX_HEADER_BYTES = 100 * 1024 * 1024
 
@@ -47,6 +47,11 @@ class LoadedModel:
         # Samplers are rebuilt per run from the model's own config, never from the last run's.
         if not self.scheduler_config:
             self.scheduler_config = dict(self.pipe.scheduler.config)
+
+    @property
+    def family(self) -> Family:
+        """What this model's family supports (pipelines per task, prompt encoding, memory)."""
+        return get_family(self.arch)
 
 
 def classify_source(model: str) -> str:
@@ -77,38 +82,13 @@ def read_safetensors_header(path: Path) -> dict[str, Any]:
 
 
 def detect_file_arch(header: dict[str, Any]) -> str:
-    """SD 1.x / 2.x / XL from the tensor names of an original-layout checkpoint."""
-    keys = header.keys()
-    if any(k.startswith("conditioner.embedders.1") for k in keys):
-        return "sdxl"
-    if any(k.startswith("cond_stage_model.model.") for k in keys):
-        return "sd2"
-    if any(k.startswith(("cond_stage_model.transformer", "model.diffusion_model.")) for k in keys):
-        return "sd15"
-    raise ModelLoadError("the .safetensors file is not a Stable Diffusion checkpoint (no U-Net weights found)", "is it a LoRA or embedding? put those in the loras/embeddings folder")
+    """The family name of an original-layout checkpoint from its tensor names."""
+    return detect_file(header.keys()).name
 
 
 def detect_folder_arch(folder: Path) -> str:
-    """SD 1.x / 2.x / XL from a diffusers folder's model_index.json and U-Net config."""
-    index_file = folder / "model_index.json"
-    if not index_file.is_file():
-        raise ModelLoadError(f"{folder} is not a diffusers model folder (no model_index.json)", "point --model at the folder that holds model_index.json, or at a .safetensors file")
-    try:
-        index = json.loads(index_file.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as exc:
-        raise ModelLoadError(f"{index_file} is unreadable: {exc}", "download the model again") from None
-    cls = index.get("_class_name", "")
-    if "XL" in cls:
-        return "sdxl"
-    try:
-        unet = json.loads((folder / "unet" / "config.json").read_text(encoding="utf-8"))
-        if unet.get("cross_attention_dim") == 1024:
-            return "sd2"
-    except (OSError, json.JSONDecodeError):
-        pass
-    if cls not in ("StableDiffusionPipeline", ""):
-        raise ModelLoadError(f"{folder.name} holds a {cls}, which gambarkan cannot run yet", "use an SD 1.x, SD 2.x or SDXL text-to-image model")
-    return "sd15"
+    """The family name of a diffusers folder from its model_index.json (and U-Net config)."""
+    return detect_folder(folder).name
 
 
 def _sha256_prefix(path: Path, cache_dir: Path | None) -> str:
@@ -181,17 +161,17 @@ def _check_file_type(path: Path) -> None:
     )
 
 
-def _pipeline_class(arch: str) -> Any:
+def _pipeline_class(arch: str, task: str = "txt2img") -> Any:
     import diffusers
 
-    return getattr(diffusers, ARCH_CLASSES[arch])
+    return getattr(diffusers, get_family(arch).pipeline_class(task))
 
 
 def _common_kwargs(arch: str, dtype: str) -> dict[str, Any]:
     from gambarkan.engine.device import torch_dtype
 
     kwargs: dict[str, Any] = {"dtype": torch_dtype(dtype)}
-    if arch != "sdxl":
+    if get_family(arch).safety_checker:
         kwargs.update(safety_checker=None, requires_safety_checker=False)
     return kwargs
 

@@ -57,10 +57,10 @@ def resolve_request(request: Any, settings: Any, *, show_progress: bool = True) 
 
     With no ``--model`` and no ``--preset`` the default package ``umum`` is used (unless
     GAMBARKAN_MODEL points somewhere else). A Hub package that is not downloaded yet is pulled
-    first, unless the request or the settings say offline. Returns the engine's ``Plan``.
+    first, unless the request or the settings say offline. Returns the ``Plan`` (gambarkan.plan).
     """
     from gambarkan.config import DEFAULT_MODEL
-    from gambarkan.engine.generate import Plan
+    from gambarkan.plan import Plan
     from gambarkan.models import store
     from gambarkan.request import DEFAULTS
 

@@ -19,20 +19,18 @@ except ModuleNotFoundError:  # Python 3.10
     import tomli as tomllib  # type: ignore[no-redef]
 
 from gambarkan.errors import InvalidRequestError, UnknownModelError, did_you_mean
+from gambarkan.families import get_family
+from gambarkan.families import names as family_names
 
 CATALOG_FILE = Path(__file__).with_name("catalog.toml")
 USER_FILE_NAME = "models.toml"
 DEFAULT_PRESET = "umum"
-KINDS = ("sd15", "sd2", "sdxl")
+KINDS = family_names()
 NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,39}$")
 HUB_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*$")
 
-#: Typical sizes per family, used for user packages that do not say.
-KIND_DEFAULTS: dict[str, dict[str, Any]] = {
-    "sd15": {"width": 512, "height": 512, "min_vram_mb": 2048, "min_ram_mb": 8192, "download_mb": 2140},
-    "sd2": {"width": 768, "height": 768, "min_vram_mb": 3072, "min_ram_mb": 8192, "download_mb": 2600},
-    "sdxl": {"width": 1024, "height": 1024, "min_vram_mb": 8192, "min_ram_mb": 16384, "download_mb": 6940},
-}
+#: Typical sizes per family, used for user packages that do not say (the family's own data).
+KIND_DEFAULTS: dict[str, dict[str, Any]] = {name: dict(get_family(name).catalog_defaults) for name in KINDS}
 
 
 @dataclass(frozen=True)
@@ -263,14 +261,14 @@ def _write_atomic(path: Path, text: str) -> None:
 
 
 def detect_kind(source: str) -> str:
-    """SD family of a local folder or .safetensors file (reads configs / tensor names only)."""
-    from gambarkan.engine.pipelines import detect_file_arch, detect_folder_arch
+    """Family of a local folder or .safetensors file (reads configs / tensor names only)."""
+    from gambarkan.families import detect_file, detect_folder
     from gambarkan.models.safety import check_file
 
     path = Path(source).expanduser()
     if path.is_dir():
-        return detect_folder_arch(path)
-    return detect_file_arch(check_file(path))
+        return detect_folder(path).name
+    return detect_file(check_file(path).keys()).name
 
 
 def add_user_package(settings: Any, name: str, source: str, *, allow_pickle: bool = False, **overrides: Any) -> ModelSpec:
