@@ -136,6 +136,8 @@ def _run_together(engine: Any, requests: Sequence[GenerationRequest], run_ids: l
     engine.place(loaded, choose_memory_mode(first.memory, device, loaded.arch, plan.width, plan.height, batch=total))
     timings["load"] = 0.0 if cached else time.perf_counter() - t
     pipe = loaded.pipe
+    if not loaded.family.supports("batching"):
+        return alone()  # e.g. FLUX: its prompt is text, not embeddings to concatenate
 
     t = time.perf_counter()
     conds = []

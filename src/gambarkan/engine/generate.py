@@ -94,10 +94,23 @@ def _conditioning(
     from gambarkan.prompt.encode import build_conditioning
 
     if family is not None and family.prompt_encoding != "clip":
-        return {"prompt": plain_prompt(prompt)[0]}, None
+        return {"prompt": plain_prompt(prompt)[0], "max_sequence_length": T5_TOKENS}, None
 
     cond = build_conditioning(pipe, prompt, negative, clip_skip, steps, guidance=cfg > 1)  # diffusers skips CFG at <= 1
     return cond.pipeline_kwargs, cond.on_step
+
+
+T5_TOKENS = 256  # FLUX.1-schnell's limit for the T5 prompt (dev allows 512)
+
+
+def _fit_sampler(plan: Plan, family: Family, asked: str | None) -> list[str]:
+    """Use the family's own sampler when the plan's does not apply to it (flow models: Euler only)."""
+    from gambarkan.engine.samplers import FLOW_SAMPLERS
+
+    if family.scheduler_kind != "flow" or plan.sampler in FLOW_SAMPLERS:
+        return []
+    was, plan.sampler = plan.sampler, family.default_sampler
+    return [f"{family.title} is a flow-matching model: sampler '{was}' does not apply, {plan.sampler} was used"] if asked else []
 
 
 def plain_prompt(text: str) -> tuple[str, bool]:
@@ -308,6 +321,10 @@ class Engine:
         timings["load"] = 0.0 if cached else time.perf_counter() - t
         pipe = loaded.pipe
         notes = list(translation.notes) + _family_notes(loaded.family, translation.prompt, translation.negative_prompt, plan.clip_skip)
+        notes += _fit_sampler(plan, loaded.family, request.sampler)
+        plan.extra.update(loaded.family.metadata)
+        if not loaded.family.supports("prompt_weights") and plain_prompt(translation.prompt)[1]:
+            plan.extra["Prompt weights"] = "ignored"
 
         plan.extra.update(_networks(pipe, translation.prompt, translation.negative_prompt, self.settings))
         opt = _optimize(pipe, request, loaded, device, dtype, plan, self.settings)  # after LoRAs: fused QKV must see them

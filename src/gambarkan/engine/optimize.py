@@ -221,7 +221,7 @@ def revert(pipe: Any) -> None:
 def _guard(pipe: Any, opts: Options, notes: list[str]) -> Options:
     """Switch off what this pipeline cannot take (LoRA adapters vs fused QKV, no TAESD found)."""
     off: dict[str, bool] = {}
-    unet = _base(pipe.unet)
+    unet = _base(_denoiser(pipe))
     if opts.fused_qkv and (getattr(unet, "peft_config", None) or _has_added_kv(unet)):
         off["fused_qkv"] = False
         notes.append("fused_qkv off: LoRA adapters or added KV projections are loaded")
@@ -248,6 +248,12 @@ def _has_added_kv(unet: Any) -> bool:
 def _base(module: Any) -> Any:
     """The module under a torch.compile wrapper."""
     return getattr(module, "_orig_mod", module)
+
+
+def _denoiser(pipe: Any) -> Any:
+    """The U-Net, or the transformer of FLUX-like pipelines."""
+    unet = getattr(pipe, "unet", None)
+    return unet if unet is not None else getattr(pipe, "transformer", None)
 
 
 def _threads(pipe: Any, on: bool, state: State, notes: list[str]) -> None:
@@ -739,7 +745,7 @@ class StageTimer:
     def __enter__(self) -> StageTimer:
         self._watch(getattr(self.pipe, "text_encoder", None), "encode")
         self._watch(getattr(self.pipe, "text_encoder_2", None), "encode")
-        self._watch(self.pipe.unet, "unet")
+        self._watch(_denoiser(self.pipe), "unet")
         vae = _base(getattr(self.pipe, "vae", None))
         self._watch(getattr(vae, "decoder", None), "decode")
         return self

@@ -125,8 +125,10 @@ def _sha256_prefix(path: Path, cache_dir: Path | None) -> str:
 
 
 def _folder_weights(folder: Path) -> Path | None:
-    for name in sorted((folder / "unet").glob("diffusion_pytorch_model*.safetensors")):
-        return name
+    """The denoiser's weights (U-Net, or the transformer of FLUX-like models): what "Model hash" names."""
+    for sub in ("unet", "transformer"):
+        for name in sorted((folder / sub).glob("diffusion_pytorch_model*.safetensors")):
+            return name
     return None
 
 

@@ -51,6 +51,7 @@ FAMILY = Family(
     unsupported=frozenset({"clip_skip", "prompt_weights", "negative_prompt", "embeddings", "taesd", "batching"}),
     optimizations_off=frozenset({"channels_last", "fused_qkv", "compile", "cuda_graphs", "openvino", "deepcache", "taesd_preview", "taesd_decode", "vae_fp32"}),
     catalog_defaults={"width": 1024, "height": 1024, "min_vram_mb": 8600, "min_ram_mb": 12000, "download_mb": 12100},
+    metadata={"Model family": "flux"},
     detect_folder=detect_folder,
     detect_file=detect_file,
 )

@@ -1,0 +1,69 @@
+"""FLUX.1 through the one engine path: tiny random components loaded from disk like a user's folder."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from gambarkan.request import GenerationRequest
+
+SMALL = {"steps": 2, "width": 64, "height": 64, "translate": False}
+
+
+def _pixels(result) -> np.ndarray:
+    return np.asarray(result.images[0].image)
+
+
+def test_tiny_flux_folder_is_a_flux_pipeline(tiny_flux_dir: Path) -> None:
+    from gambarkan.families import detect_folder
+
+    index = json.loads((tiny_flux_dir / "model_index.json").read_text())
+    assert index["_class_name"] == "FluxPipeline" and index["text_encoder_2"] == ["transformers", "T5EncoderModel"]
+    assert json.loads((tiny_flux_dir / "vae" / "config.json").read_text())["latent_channels"] == 16
+    assert detect_folder(tiny_flux_dir).name == "flux"
+
+
+def test_flux_generates_same_seed_same_pixels_with_family_metadata(engine, tiny_flux_dir: Path, tmp_path: Path) -> None:
+    from gambarkan.outputs.png import read_parameters
+
+    request = GenerationRequest(prompt="a (red:1.4) cat BREAK on a table", model=str(tiny_flux_dir), seed=7, out_dir=str(tmp_path), **SMALL)
+    first = engine.generate(request)
+    again = engine.generate(request.merged(save=False))
+    other = engine.generate(request.merged(seed=8, save=False))
+    assert first.images[0].image.size == (64, 64) and _pixels(first).std() > 0
+    assert np.array_equal(_pixels(first), _pixels(again))
+    assert not np.array_equal(_pixels(first), _pixels(other))
+    assert first.sampler == "Euler"  # the flow-matching scheduler, not the SD default
+    assert any("plain text" in n for n in first.extra["notes"])  # weights stripped, said once
+    params = read_parameters(first.images[0].path)
+    assert params["Model family"] == "flux" and params["Prompt weights"] == "ignored" and params["Sampler"] == "Euler"
+    assert params["Seed"] == 7 and params["Size"] == "64x64"
+    assert engine.cache._items and next(iter(engine.cache._items.values())).pipe.scheduler.__class__.__name__ == "FlowMatchEulerDiscreteScheduler"
+
+
+def test_flux_says_what_does_not_apply(engine, tiny_flux_dir: Path) -> None:
+    result = engine.generate(GenerationRequest(prompt="a cat", negative_prompt="blurry", sampler="DPM++ 2M Karras", clip_skip=2,
+                                               model=str(tiny_flux_dir), seed=1, save=False, **SMALL))
+    notes = " | ".join(result.extra["notes"])
+    assert "no negative prompt" in notes and "no clip skip" in notes and "'DPM++ 2M Karras' does not apply" in notes
+    assert result.sampler == "Euler"
+
+
+def test_flux_preview_uses_the_16_channel_latent_approximation(engine, tiny_flux_dir: Path) -> None:
+    previews = []
+    engine.generate(GenerationRequest(prompt="a cat", model=str(tiny_flux_dir), seed=1, save=False, **SMALL),
+                    on_progress=lambda p: previews.append(p.preview), preview_every=1)
+    assert len(previews) == 2 and all(p is not None for p in previews)
+    assert previews[-1].size == (64, 64) and np.asarray(previews[-1]).std() > 0
+
+
+def test_flux_from_png_rerun_gives_the_same_pixels(engine, tiny_flux_dir: Path, tmp_path: Path) -> None:
+    from gambarkan.outputs.reuse import fields_from_png
+
+    first = engine.generate(GenerationRequest(prompt="a cat on a boat", model=str(tiny_flux_dir), seed=11, out_dir=str(tmp_path), **SMALL))
+    fields = fields_from_png(first.images[0].path)
+    again = engine.generate(GenerationRequest(**fields, model=str(tiny_flux_dir), save=False))
+    assert again.seed == 11 and again.steps == 2 and again.sampler == "Euler"
+    assert np.array_equal(_pixels(first), _pixels(again))
