@@ -302,6 +302,33 @@ def tiny_pipeline(arch: str = "sd15", seed: int = 0) -> Any:
     return pipe
 
 
+def save_tiny_gguf(path: Path | str, flux_dir: Path | str) -> Path:
+    """Write the tiny FLUX folder's transformer as a GGUF file (Q8_0 where a row fits 32-blocks).
+
+    Written with the ``gguf`` package under diffusers' own tensor names, so diffusers' GGUF
+    loader (``from_single_file`` + ``GGUFQuantizationConfig``) reads it without conversion.
+    """
+    import gguf
+    import numpy as np
+    from diffusers import FluxTransformer2DModel
+
+    path = Path(path)
+    transformer = FluxTransformer2DModel.from_pretrained(str(Path(flux_dir) / "transformer"))
+    writer = gguf.GGUFWriter(str(path), arch="flux")
+    for name, value in transformer.state_dict().items():
+        array = value.float().numpy()
+        if array.ndim == 2 and array.shape[-1] % 32 == 0:
+            data = gguf.quants.quantize(array, gguf.GGMLQuantizationType.Q8_0)
+            writer.add_tensor(name, data, raw_shape=data.shape, raw_dtype=gguf.GGMLQuantizationType.Q8_0)
+        else:
+            writer.add_tensor(name, array.astype(np.float32))
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    return path
+
+
 def save_tiny_model(directory: Path | str, arch: str = "sd15", seed: int = 0) -> Path:
     """Save a tiny pipeline as a diffusers folder (safetensors) that ``--model DIR`` loads."""
     directory = Path(directory)

@@ -67,3 +67,37 @@ def test_flux_from_png_rerun_gives_the_same_pixels(engine, tiny_flux_dir: Path, 
     again = engine.generate(GenerationRequest(**fields, model=str(tiny_flux_dir), save=False))
     assert again.seed == 11 and again.steps == 2 and again.sampler == "Euler"
     assert np.array_equal(_pixels(first), _pixels(again))
+
+
+def test_gguf_transformer_loads_through_diffusers_gguf_path(tiny_flux_dir: Path, tmp_path: Path) -> None:
+    """A user package pointing at a GGUF file with the tiny FLUX folder as its base (like flux-schnell)."""
+    from gambarkan.config import Settings
+    from gambarkan.engine.generate import Engine
+    from gambarkan.models.catalog import add_user_package
+    from gambarkan.testing import save_tiny_gguf
+
+    gguf_file = save_tiny_gguf(tmp_path / "tiny-flux-Q8_0.gguf", tiny_flux_dir)
+    assert gguf_file.read_bytes()[:4] == b"GGUF"
+    settings = Settings.from_env()
+    spec = add_user_package(settings, "tiny-gguf", str(gguf_file), config=str(tiny_flux_dir), sampler="Euler", steps=2, cfg=1.0, width=64, height=64)
+    assert spec.kind == "flux" and spec.source_type == "file"
+    engine = Engine(settings)
+    result = engine.generate(GenerationRequest(prompt="a cat", preset="tiny-gguf", seed=3, save=False, translate=False))
+    pipe = next(iter(engine.cache._items.values())).pipe
+    weight = pipe.transformer.transformer_blocks[0].attn.to_q.weight
+    assert type(weight).__name__ == "GGUFParameter" and weight.quant_type.name == "Q8_0"  # stays quantized in memory
+    assert _pixels(result).shape == (64, 64, 3) and _pixels(result).std() > 0
+    plain = Engine(settings).generate(GenerationRequest(prompt="a cat", model=str(tiny_flux_dir), seed=3, steps=2, cfg=1.0, width=64, height=64, save=False, translate=False))
+    diff = np.abs(_pixels(result).astype(int) - _pixels(plain).astype(int))
+    assert diff.mean() < 3  # Q8_0 weights: the same picture within rounding
+
+
+def test_gguf_without_a_base_model_is_one_clear_error(engine, tiny_flux_dir: Path, tmp_path: Path) -> None:
+    import pytest
+
+    from gambarkan.errors import ModelLoadError
+    from gambarkan.testing import save_tiny_gguf
+
+    gguf_file = save_tiny_gguf(tmp_path / "alone.gguf", tiny_flux_dir)
+    with pytest.raises(ModelLoadError, match="text encoders and VAE come from a base model"):
+        engine.generate(GenerationRequest(prompt="a cat", model=str(gguf_file), save=False, **SMALL))

@@ -24,9 +24,11 @@ from gambarkan.errors import (
     UnknownModelError,
     UnsafeFileError,
 )
-from gambarkan.families import Family, detect_file, detect_folder, get_family
+from gambarkan.families import Family, detect_file, detect_folder, get_family, gguf_tensor_names, is_gguf
 
 PICKLE_SUFFIXES = {".ckpt", ".bin", ".pt", ".pth", ".pkl"}
+#: What a GGUF transformer needs from its base repo: everything but the full-size transformer weights.
+GGUF_BASE_FILES = ("model_index.json", "scheduler/*", "tokenizer/*", "tokenizer_2/*", "text_encoder/*", "text_encoder_2/*", "vae/*", "transformer/config.json")
 MAX_HEADER_BYTES = 100 * 1024 * 1024
 
 
@@ -150,7 +152,7 @@ def _check_folder_safe(folder: Path) -> None:
 
 
 def _check_file_type(path: Path) -> None:
-    """Refuse a file that is no model format at all (an image, a GGUF, a text) by name and type."""
+    """Refuse a file that is no model format at all (an image, a text) by name and type (GGUF goes to _load_gguf)."""
     from gambarkan.models.safety import PICKLE_SUFFIXES as PICKLE_NAMES
     from gambarkan.models.safety import sniff_format
 
@@ -178,7 +180,49 @@ def _common_kwargs(arch: str, dtype: str) -> dict[str, Any]:
     return kwargs
 
 
+def _load_gguf(path: Path, dtype: str, offline: bool, config: str | None) -> tuple[Any, str]:
+    """A GGUF-quantized denoiser (e.g. city96's FLUX.1-schnell Q4_K_S) plus the rest of the pipeline.
+
+    diffusers' own GGUF path: the weights stay quantized in memory and are dequantized layer by
+    layer at compute time (``GGUFQuantizationConfig``); ``config`` is the diffusers folder (or
+    Hub id) that holds the text encoders, VAE, scheduler and the transformer's config.json.
+    """
+    import diffusers
+
+    from gambarkan.engine.device import torch_dtype
+
+    family = detect_file(gguf_tensor_names(path))
+    if not config:
+        raise ModelLoadError(
+            f"{path.name} holds only the {family.title} transformer; the text encoders and VAE come from a base model",
+            f"install a {family.title} package first (e.g. gambarkan models pull flux-schnell), or use that package",
+        )
+    base = Path(config).expanduser()
+    repo, _, revision = config.partition("@")  # a package pins its base as "owner/name@commit"
+    folder = base if base.is_dir() else download_snapshot(repo, offline, revision or None, list(GGUF_BASE_FILES))
+    cls = getattr(diffusers, family.pipeline_class("txt2img"))
+    denoiser_cls = diffusers.FluxTransformer2DModel  # the only GGUF family so far; SD3 would add its class here
+    try:
+        transformer = denoiser_cls.from_single_file(
+            str(path),
+            quantization_config=diffusers.GGUFQuantizationConfig(compute_dtype=torch_dtype(dtype)),
+            config=str(folder),
+            subfolder="transformer",
+            torch_dtype=torch_dtype(dtype),
+            local_files_only=True,
+        )
+        kwargs = _common_kwargs(family.name, dtype)
+        pipe = cls.from_pretrained(str(folder), transformer=transformer, use_safetensors=True, local_files_only=True, **kwargs)
+    except GambarkanError:
+        raise
+    except Exception as exc:  # diffusers raises many types here
+        raise _load_error(exc, path.name) from None
+    return pipe, family.name
+
+
 def _load_file(path: Path, dtype: str, offline: bool, config: str | None) -> tuple[Any, str]:
+    if is_gguf(path):
+        return _load_gguf(path, dtype, offline, config)
     # The format is decided by the bytes: a pickle named .safetensors is refused here too.
     _check_file_type(path)
     try:

@@ -15,7 +15,7 @@ from gambarkan.errors import ModelLoadError
 from gambarkan.families import flux, sd2, sd15, sdxl
 from gambarkan.families.base import FEATURES, TASKS, Family
 
-__all__ = ["FAMILIES", "FEATURES", "TASKS", "Family", "detect_file", "detect_folder", "family_of_pipeline", "get_family", "names"]
+__all__ = ["FAMILIES", "FEATURES", "TASKS", "Family", "detect_file", "detect_folder", "family_of_pipeline", "get_family", "gguf_tensor_names", "is_gguf", "names"]
 
 #: Every family by name, in detection order (the most specific first: sd2 before sd15).
 FAMILIES: dict[str, Family] = {f.name: f for f in (flux.FAMILY, sdxl.FAMILY, sd2.FAMILY, sd15.FAMILY)}
@@ -55,6 +55,30 @@ def detect_file(keys: Iterable[str]) -> Family:
         if family.detect_file is not None and family.detect_file(keys):
             return family
     raise ModelLoadError("the file is not a Stable Diffusion or FLUX checkpoint (no U-Net or transformer weights found)", "is it a LoRA or embedding? put those in the loras/embeddings folder")
+
+
+GGUF_MAGIC = b"GGUF"
+
+
+def is_gguf(path: Path) -> bool:
+    """True when ``path`` is a GGUF file (by its first bytes, not its name)."""
+    try:
+        with open(path, "rb") as handle:
+            return handle.read(4) == GGUF_MAGIC
+    except OSError:
+        return False
+
+
+def gguf_tensor_names(path: Path) -> list[str]:
+    """The tensor names of a GGUF file (needs the ``gguf`` package: ``pip install gambarkan[gguf]``)."""
+    try:
+        from gguf import GGUFReader
+    except ImportError:
+        raise ModelLoadError(f"{path.name} is a GGUF file, which needs the gguf package", "pip install 'gambarkan[gguf]'") from None
+    try:
+        return [tensor.name for tensor in GGUFReader(str(path)).tensors]
+    except Exception as exc:  # noqa: BLE001 - gguf raises plain ValueError/IndexError on damaged files
+        raise ModelLoadError(f"{path.name} is not a readable GGUF file ({str(exc)[:120]})", "download the file again") from None
 
 
 def family_of_pipeline(pipe: Any) -> Family:

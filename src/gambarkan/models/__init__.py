@@ -30,8 +30,8 @@ def config_folder_for(spec: ModelSpec | None, kind: str | None, settings: Any) -
     for candidate in load_catalog(None).values():
         if candidate.kind == kind and candidate.source_type == "hub":
             found = store.local_paths(candidate, settings)
-            if found is not None:
-                return str(found[0])
+            if found is not None:  # a GGUF package's base repo (its config) holds the configs
+                return candidate.config or str(found[0])
     return None
 
 
@@ -42,6 +42,15 @@ def _file_kind(path: Path) -> str | None:
         return detect_kind(str(path))
     except Exception:  # noqa: BLE001 - the loader reports a bad file properly
         return None
+
+
+def _single_weight_file(path: Path) -> Path:
+    """A package snapshot that is one GGUF file (no model_index.json) is that file; else ``path``."""
+    if path.is_dir() and not (path / "model_index.json").exists():
+        found = sorted(path.glob("*.gguf"))
+        if len(found) == 1:
+            return found[0]
+    return path
 
 
 def _package_for_model(model: str, settings: Any) -> ModelSpec | None:
@@ -83,10 +92,11 @@ def resolve_request(request: Any, settings: Any, *, show_progress: bool = True) 
     if request.model and model_spec is None:
         model = request.model
         path = Path(model).expanduser()
-        if path.is_file() and path.suffix.lower() == ".safetensors":
+        if path.is_file() and path.suffix.lower() in (".safetensors", ".gguf"):
             config = config_folder_for(None, _file_kind(path), settings)
     elif source_spec is not None:
         path, vae_path = store.ensure_local(source_spec, settings, offline=offline, show_progress=show_progress)
+        path = _single_weight_file(path)
         model = str(path)
         vae = str(vae_path) if vae_path else None
         name = source_spec.source if source_spec.source_type == "hub" else Path(source_spec.source).expanduser().stem

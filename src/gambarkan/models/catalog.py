@@ -70,7 +70,7 @@ class ModelSpec:
     def source_type(self) -> str:
         """``hub`` (download into the HF cache), ``folder`` (local diffusers folder) or ``file``."""
         if self.source.startswith(("/", "~", ".")) or os.sep in self.source.replace("/", "", 1):
-            return "file" if self.source.lower().endswith(".safetensors") else "folder"
+            return "file" if self.source.lower().endswith((".safetensors", ".gguf")) else "folder"
         path = Path(self.source).expanduser()
         if path.is_file():
             return "file"
@@ -265,9 +265,13 @@ def detect_kind(source: str) -> str:
     from gambarkan.families import detect_file, detect_folder
     from gambarkan.models.safety import check_file
 
+    from gambarkan.families import gguf_tensor_names, is_gguf
+
     path = Path(source).expanduser()
     if path.is_dir():
         return detect_folder(path).name
+    if is_gguf(path):
+        return detect_file(gguf_tensor_names(path)).name
     return detect_file(check_file(path).keys()).name
 
 
@@ -295,7 +299,7 @@ def add_user_package(settings: Any, name: str, source: str, *, allow_pickle: boo
     if path.exists():
         if path.is_dir():
             check_folder(path, allow_pickle=allow_pickle)
-        elif path.suffix.lower() != ".safetensors":
+        elif path.suffix.lower() not in (".safetensors", ".gguf"):
             from gambarkan.models.safety import check_file
 
             check_file(path, allow_pickle=allow_pickle)  # refuses pickles with a clear message
