@@ -27,4 +27,6 @@ class Plan:
     config: str | None = None  # local config folder for single-file checkpoints
     vae: str | None = None  # replacement VAE folder (e.g. SDXL fp16-fix)
     name: str | None = None  # what PNG metadata calls the model (package source), else derived
+    transformer: str | None = None  # a GGUF-quantized transformer file replacing the folder's (FLUX)
+    scheduler_options: dict[str, Any] = field(default_factory=dict)  # e.g. trailing timesteps (SDXL-Lightning)
     extra: dict[str, Any] = field(default_factory=dict)

@@ -74,9 +74,9 @@ def test_memory_and_catalog_defaults_come_from_the_family() -> None:
     assert needed_mb("flux", "low", 1024, 1024) == get_family("flux").memory_mb["low"]
     assert "flux" in KINDS and KIND_DEFAULTS["flux"]["width"] == 1024
     t4 = choose_memory_mode("auto", "cuda", "flux", 1024, 1024, free_vram_mb=15_000, free_ram_mb=12_700)
-    assert t4.mode == "high" and "flux at 1024x1024" in t4.reason
-    small = choose_memory_mode("auto", "cuda", "flux", 1024, 1024, free_vram_mb=10_000, free_ram_mb=12_700)
-    assert small.mode == "low"
+    assert t4.mode == "low" and "flux at 1024x1024" in t4.reason
+    big = choose_memory_mode("auto", "cuda", "flux", 1024, 1024, free_vram_mb=40_000, free_ram_mb=64_000)
+    assert big.mode == "high"
 
 
 def test_optimizations_that_do_not_apply_are_off_per_family() -> None:

@@ -191,7 +191,7 @@ def _run_together(engine: Any, requests: Sequence[GenerationRequest], run_ids: l
         )
 
     notes: list[str] = []
-    pipe.scheduler = make_scheduler(plan.sampler, loaded.scheduler_config)
+    pipe.scheduler = make_scheduler(plan.sampler, {**loaded.scheduler_config, **plan.scheduler_options})
     t = time.perf_counter()
     scope = opt.scope(pipe, device)
     try:

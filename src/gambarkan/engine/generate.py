@@ -247,11 +247,12 @@ class Engine:
         """The loaded model for ``plan`` (from the cache when possible), not yet placed."""
         from gambarkan.engine.pipelines import load_model
 
-        key = (plan.model, device, dtype, plan.config) + ((plan.vae,) if plan.vae else ())
+        key = (plan.model, device, dtype, plan.config) + ((plan.vae,) if plan.vae else ()) + ((plan.transformer,) if plan.transformer else ())
         load_device = None if device == "cuda" else device  # CUDA placement depends on the memory mode
         return self.cache.get(
             key,
-            lambda: load_model(plan.model, load_device, dtype, offline=offline, cache_dir=self.settings.cache_dir, config=plan.config, vae=plan.vae, name=plan.name),
+            lambda: load_model(plan.model, load_device, dtype, offline=offline, cache_dir=self.settings.cache_dir, config=plan.config, vae=plan.vae,
+                               name=plan.name, transformer=plan.transformer),
         )
 
     @staticmethod
@@ -337,7 +338,7 @@ class Engine:
         timings["sample"] = 0.0
         timings["save"] = 0.0
         for batch_index in range(request.count):
-            pipe.scheduler = make_scheduler(plan.sampler, loaded.scheduler_config)
+            pipe.scheduler = make_scheduler(plan.sampler, {**loaded.scheduler_config, **plan.scheduler_options})
             t = time.perf_counter()
             cond_kwargs, step_hook = _conditioning(pipe, translation.prompt, translation.negative_prompt, plan.clip_skip, plan.steps, plan.cfg, loaded.family)
             timings["encode"] = timings.get("encode", 0.0) + time.perf_counter() - t

@@ -126,8 +126,10 @@ def _sha256_prefix(path: Path, cache_dir: Path | None) -> str:
     return value
 
 
-def _folder_weights(folder: Path) -> Path | None:
+def _folder_weights(folder: Path, transformer: str | None = None) -> Path | None:
     """The denoiser's weights (U-Net, or the transformer of FLUX-like models): what "Model hash" names."""
+    if transformer:
+        return Path(transformer)
     for sub in ("unet", "transformer"):
         for name in sorted((folder / sub).glob("diffusion_pytorch_model*.safetensors")):
             return name
@@ -189,8 +191,6 @@ def _load_gguf(path: Path, dtype: str, offline: bool, config: str | None) -> tup
     """
     import diffusers
 
-    from gambarkan.engine.device import torch_dtype
-
     family = detect_file(gguf_tensor_names(path))
     if not config:
         raise ModelLoadError(
@@ -201,9 +201,26 @@ def _load_gguf(path: Path, dtype: str, offline: bool, config: str | None) -> tup
     repo, _, revision = config.partition("@")  # a package pins its base as "owner/name@commit"
     folder = base if base.is_dir() else download_snapshot(repo, offline, revision or None, list(GGUF_BASE_FILES))
     cls = getattr(diffusers, family.pipeline_class("txt2img"))
-    denoiser_cls = diffusers.FluxTransformer2DModel  # the only GGUF family so far; SD3 would add its class here
     try:
-        transformer = denoiser_cls.from_single_file(
+        kwargs = _common_kwargs(family.name, dtype)
+        pipe = cls.from_pretrained(str(folder), transformer=_gguf_transformer(path, folder, dtype), use_safetensors=True, local_files_only=True, **kwargs)
+    except GambarkanError:
+        raise
+    except Exception as exc:  # diffusers raises many types here
+        raise _load_error(exc, path.name) from None
+    return pipe, family.name
+
+
+def _gguf_transformer(path: Path, folder: Path, dtype: str) -> Any:
+    """The FLUX transformer from a GGUF file, kept quantized (dequantized layer by layer at compute time)."""
+    import diffusers
+
+    from gambarkan.engine.device import torch_dtype
+
+    if detect_file(gguf_tensor_names(path)).name != "flux":
+        raise ModelLoadError(f"{path.name} is not a FLUX transformer", "use a FLUX.1 GGUF file, e.g. city96/FLUX.1-schnell-gguf")
+    try:
+        return diffusers.FluxTransformer2DModel.from_single_file(
             str(path),
             quantization_config=diffusers.GGUFQuantizationConfig(compute_dtype=torch_dtype(dtype)),
             config=str(folder),
@@ -211,13 +228,8 @@ def _load_gguf(path: Path, dtype: str, offline: bool, config: str | None) -> tup
             torch_dtype=torch_dtype(dtype),
             local_files_only=True,
         )
-        kwargs = _common_kwargs(family.name, dtype)
-        pipe = cls.from_pretrained(str(folder), transformer=transformer, use_safetensors=True, local_files_only=True, **kwargs)
-    except GambarkanError:
-        raise
-    except Exception as exc:  # diffusers raises many types here
+    except Exception as exc:  # noqa: BLE001 - diffusers raises many types here
         raise _load_error(exc, path.name) from None
-    return pipe, family.name
 
 
 def _load_file(path: Path, dtype: str, offline: bool, config: str | None) -> tuple[Any, str]:
@@ -279,7 +291,7 @@ def _load_vae(vae: str, dtype: str) -> Any:
         raise _load_error(exc, Path(vae).name) from None
 
 
-def _load_folder(folder: Path, dtype: str, vae: str | None = None) -> tuple[Any, str]:
+def _load_folder(folder: Path, dtype: str, vae: str | None = None, transformer: str | None = None) -> tuple[Any, str]:
     from gambarkan.models.store import folder_variant
 
     arch = detect_folder_arch(folder)
@@ -288,6 +300,8 @@ def _load_folder(folder: Path, dtype: str, vae: str | None = None) -> tuple[Any,
     kwargs = _common_kwargs(arch, dtype)
     if vae:
         kwargs["vae"] = _load_vae(vae, dtype)
+    if transformer:  # a GGUF-quantized transformer instead of the folder's own (flux-schnell)
+        kwargs["transformer"] = _gguf_transformer(Path(transformer), folder, dtype)
     try:
         # Packages fetch only the fp16 files; diffusers must be told their names.
         pipe = cls.from_pretrained(str(folder), use_safetensors=True, local_files_only=True, variant=folder_variant(folder), **kwargs)
@@ -374,6 +388,7 @@ def load_model(
     config: str | None = None,
     vae: str | None = None,
     name: str | None = None,
+    transformer: str | None = None,
 ) -> LoadedModel:
     """Load ``model`` (Hub id, folder or .safetensors file) as a pipeline.
 
@@ -389,9 +404,9 @@ def load_model(
         name, weights = name or path.stem, path
     else:
         folder = Path(model).expanduser() if kind == "folder" else download_snapshot(model, offline)
-        pipe, arch = _load_folder(folder, dtype, vae)
+        pipe, arch = _load_folder(folder, dtype, vae, transformer)
         name = name or (folder.name if kind == "folder" else model)
-        weights = _folder_weights(folder)
+        weights = _folder_weights(folder, transformer)
     if kind == "file" and vae:
         pipe.vae = _load_vae(vae, dtype)
     model_hash = _sha256_prefix(weights, cache_dir) if weights else None

@@ -34,9 +34,10 @@ FAMILY = Family(
     sizes={"portrait": (832, 1216), "square": (1024, 1024), "landscape": (1216, 832)},
     default_sampler="Euler",  # FlowMatchEulerDiscreteScheduler; the only sampler a flow model gets
     scheduler_kind="flow",
-    # high: GGUF Q4 transformer (6.8 GB) + 8-bit T5 (4.9 GB) + CLIP/VAE on the GPU; low: model CPU
-    # offload, the largest part (the transformer) on the GPU at a time. Estimates, not measured.
-    memory_mb={"high": 13500, "low": 8600},
+    # high: GGUF Q4 transformer (6.8 GB) + T5 (4.9 GB in 8-bit, 9.5 GB in fp16) + CLIP/VAE + activations
+    # all on the GPU: more than a T4's 15 GB leaves once CUDA is up, so a T4 gets ``low`` (model CPU
+    # offload: one part on the GPU at a time; the 8-bit T5 stays there). Estimates, not measured.
+    memory_mb={"high": 16000, "low": 8600},
     activation_mb=1500,
     latent_channels=16,
     # ComfyUI's latent_formats.Flux preview factors (16 channels -> RGB).

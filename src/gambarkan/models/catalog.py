@@ -64,7 +64,13 @@ class ModelSpec:
     clip_skip: int
     negative_prompt: str
     style: tuple[str, ...] = ()
+    scheduler_options: str = ""  # e.g. "timestep_spacing=trailing" (SDXL-Lightning); optional
+    transformer_gguf: str = ""  # "owner/repo@commit:file.gguf" or a local .gguf: a quantized transformer; optional
     builtin: bool = field(default=True, compare=False)
+
+    def scheduler_settings(self) -> dict[str, str | bool | int | float]:
+        """``scheduler_options`` as scheduler config overrides ({"timestep_spacing": "trailing"})."""
+        return parse_scheduler_options(self.scheduler_options)
 
     @property
     def source_type(self) -> str:
@@ -93,8 +99,27 @@ class ModelSpec:
         return data
 
 
+#: Fields a package may leave out (most packages need neither).
+OPTIONAL_FIELDS: tuple[str, ...] = ("scheduler_options", "transformer_gguf")
 #: Fields every built-in package must set (the schema test checks this list).
-REQUIRED_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(ModelSpec) if f.name not in ("name", "builtin"))
+REQUIRED_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(ModelSpec) if f.name not in ("name", "builtin", *OPTIONAL_FIELDS))
+_SCHEDULER_KEYS = {"timestep_spacing", "prediction_type", "rescale_betas_zero_snr", "steps_offset"}
+
+
+def parse_scheduler_options(text: str) -> dict[str, str | bool | int | float]:
+    """``"timestep_spacing=trailing, steps_offset=1"`` -> config overrides; unknown keys are refused."""
+    options: dict[str, str | bool | int | float] = {}
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        key, sep, raw = (x.strip() for x in part.partition("="))
+        if not sep or key not in _SCHEDULER_KEYS:
+            raise InvalidRequestError(f"invalid scheduler option '{part[:60]}'", f"use key=value with a key from: {', '.join(sorted(_SCHEDULER_KEYS))}")
+        value: str | bool | int | float = raw
+        if raw.lower() in ("true", "false"):
+            value = raw.lower() == "true"
+        elif raw.lstrip("-").isdigit():
+            value = int(raw)
+        options[key] = value
+    return options
 _TUPLE_FIELDS = {"files", "vae_files", "style"}
 _INT_FIELDS = {"download_mb", "min_vram_mb", "min_ram_mb", "steps", "width", "height", "clip_skip"}
 
@@ -129,7 +154,7 @@ def _spec_from_table(name: str, table: dict[str, Any], *, builtin: bool) -> Mode
     missing = [f for f in REQUIRED_FIELDS if f not in data]
     if missing:
         raise InvalidRequestError(f"model package '{name}' is missing {', '.join(missing)}", "add those fields to the catalog")
-    unknown = sorted(set(data) - set(REQUIRED_FIELDS))
+    unknown = sorted(set(data) - set(REQUIRED_FIELDS) - set(OPTIONAL_FIELDS))
     if unknown:
         raise InvalidRequestError(f"model package '{name}' has unknown field(s) {', '.join(unknown)}", "remove them from the catalog")
     values: dict[str, Any] = {}
@@ -151,6 +176,9 @@ def _spec_from_table(name: str, table: dict[str, Any], *, builtin: bool) -> Mode
         values[key] = value
     if values["kind"] not in KINDS:
         raise InvalidRequestError(f"model package '{name}' has kind '{values['kind']}'", f"use one of: {', '.join(KINDS)}")
+    for key in OPTIONAL_FIELDS:
+        values[key] = str(data.get(key, ""))
+    parse_scheduler_options(values["scheduler_options"])  # a bad option fails when the catalog is read
     return ModelSpec(name=name, builtin=builtin, **values)
 
 
@@ -288,7 +316,7 @@ def add_user_package(settings: Any, name: str, source: str, *, allow_pickle: boo
     if not NAME_RE.match(name):
         raise InvalidRequestError(f"invalid package name '{name}'", "use lowercase letters, digits, '-' or '_' (max 40)")
     overrides = {k: v for k, v in overrides.items() if v is not None}
-    unknown = sorted(set(overrides) - set(REQUIRED_FIELDS))
+    unknown = sorted(set(overrides) - set(REQUIRED_FIELDS) - set(OPTIONAL_FIELDS))
     if unknown:
         raise InvalidRequestError(f"unknown package field(s) {', '.join(unknown)}", "see: gambarkan models add --help")
     if "sampler" in overrides:
