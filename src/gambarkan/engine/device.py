@@ -34,13 +34,77 @@ def pick_device(requested: str = "auto") -> str:
     return requested
 
 
-def pick_dtype(device: str, requested: str = "auto") -> str:
-    """Resolve ``auto|fp32|fp16|bf16`` for ``device``; fp16 on CPU is refused (too slow/unsupported)."""
+#: bf16 needs Ampere (compute capability 8.0) or newer: a T4 (7.5) has no bf16 hardware, although
+#: ``torch.cuda.is_bf16_supported()`` can say True there (it emulates), so the capability decides.
+BF16_CAPABILITY = (8, 0)
+
+
+def cuda_capability() -> tuple[int, int]:
+    """(major, minor) compute capability of the current CUDA device."""
+    import torch
+
+    major, minor = torch.cuda.get_device_capability()
+    return int(major), int(minor)
+
+
+def pick_dtype(device: str, requested: str = "auto", capability: tuple[int, int] | None = None) -> str:
+    """Resolve ``auto|fp32|fp16|bf16`` for ``device``; fp16 on CPU is refused (too slow/unsupported).
+
+    On CUDA the compute capability decides (``capability`` overrides it in tests): ``auto`` is
+    fp16, and bf16 is refused below 8.0 (T4, V100) with the fix named.
+    """
     if requested == "auto":
         return "fp16" if device in ("cuda", "mps") else "fp32"
     if requested == "fp16" and device == "cpu":
         raise InvalidRequestError("fp16 is not supported on the CPU", "use --dtype fp32 or bf16 on the CPU")
+    if requested == "bf16" and device == "cuda":
+        major, minor = capability or cuda_capability()
+        if (major, minor) < BF16_CAPABILITY:
+            raise InvalidRequestError(
+                f"this GPU (compute capability {major}.{minor}) has no bf16 hardware", "use --dtype fp16 or auto (bf16 needs 8.0 or newer, e.g. an A100 or L4)"
+            )
     return requested
+
+
+# --- precision safety ----------------------------------------------------------------------
+# fp16 overflows in some layers give NaN latents or an all-black decode (the stock SDXL VAE is
+# the best known case). The engine checks every finished batch, retries once with the VAE in
+# fp32, and never saves a black image as a success.
+
+
+def is_black(image: Any) -> bool:
+    """True for an image whose pixels are all zero (how a NaN decode comes out of diffusers)."""
+    import numpy as np
+
+    return int(np.asarray(image).max()) == 0
+
+
+def latents_finite(latents: Any) -> bool:
+    """False when a latent tensor holds NaN or inf."""
+    import torch
+
+    return bool(torch.isfinite(latents).all())
+
+
+def upcast_vae(pipe: Any) -> str:
+    """Keep the VAE in fp32 from now on (inputs cast on the way in); returns the PNG metadata value.
+
+    The cached pipeline keeps the fix, so the next run does not overflow first.
+    """
+    import torch
+
+    vae = pipe.vae
+    if getattr(vae, "_gambarkan_fp32", False):
+        return "fp32 VAE"
+    vae.to(torch.float32)
+    decode = vae.decode
+
+    def decode_fp32(z: Any, *args: Any, **kwargs: Any) -> Any:
+        return decode(z.to(torch.float32), *args, **kwargs)
+
+    vae.decode = decode_fp32
+    vae._gambarkan_fp32 = True
+    return "fp32 VAE"
 
 
 def torch_dtype(name: str):  # -> torch.dtype

@@ -299,7 +299,7 @@ class Engine:
     def _generate(self, request: GenerationRequest, on_progress: ProgressCallback | None, cancel: threading.Event | None, preview_every: int) -> GenerationResult:
         import torch
 
-        from gambarkan.engine.device import choose_memory_mode, pick_device, pick_dtype, run_with_oom_retry
+        from gambarkan.engine.device import choose_memory_mode, is_black, latents_finite, pick_device, pick_dtype, run_with_oom_retry
         from gambarkan.engine.samplers import make_scheduler
         from gambarkan.outputs.history import pause_point
         from gambarkan.outputs.png import format_parameters, save_png
@@ -347,10 +347,13 @@ class Engine:
             generators = [torch.Generator(generator_device).manual_seed(s) for s in batch_seeds]
 
             steps_run = [0]  # denoising steps actually run in this batch (named when it is cancelled)
+            nonfinite = [False]
 
             def on_step_end(p: Any, step: int, timestep: Any, kwargs: dict[str, Any], _b: int = batch_index) -> dict[str, Any]:
                 pause_point("sample")  # test-only SIGKILL point; a no-op unless GAMBARKAN_TEST_PAUSE_AT is set
                 steps_run[0] = step + 1
+                if "latents" in kwargs and not latents_finite(kwargs["latents"]):
+                    nonfinite[0] = True  # fp16 overflow: never saved as a success (see _precision_retry)
                 if step_hook is not None:
                     kwargs = step_hook(p, step, timestep, kwargs) or kwargs
                 if cancel is not None and cancel.is_set():
@@ -391,6 +394,12 @@ class Engine:
                     f"generation cancelled after step {steps_run[0]} of {plan.steps} of image {len(images) + 1}",
                     f"{len(images)} of {total} images were finished",
                 )
+            if nonfinite[0] or any(is_black(image) for image in output.images):
+                def rerun(_seeds: list[int] = batch_seeds) -> Any:
+                    gens = [torch.Generator(generator_device).manual_seed(s) for s in _seeds]
+                    return run_with_oom_retry(lambda mp: run_batch(mp, _gens=gens), loaded.extras["memory_plan"], lambda mp: self.place(loaded, mp), notes.append)
+
+                output = _precision_retry(loaded, plan, dtype, notes, rerun, nonfinite)
 
             t = time.perf_counter()
             for i, (image, image_seed) in enumerate(zip(output.images, batch_seeds)):
@@ -407,6 +416,28 @@ class Engine:
         timings.update(_peak_memory(device))
         timings.update(_since_process_start())
         return make_result(images, plan, translation, loaded, opt, seed, device, dtype, timings, notes)
+
+
+def _precision_retry(loaded: Any, plan: Plan, dtype: str, notes: list[str], rerun: Callable[[], Any], nonfinite: list[bool]) -> Any:
+    """NaN latents or a black image: retry the batch once with the VAE in fp32 (kept on the cached
+    pipeline), say so in a note and the PNG metadata; still bad -> NumericalError, nothing saved."""
+    from gambarkan.engine.device import is_black, upcast_vae
+    from gambarkan.engine.samplers import make_scheduler
+    from gambarkan.errors import NumericalError
+
+    why = "NaN latents" if nonfinite[0] else "an all-black image"
+    fix = upcast_vae(loaded.pipe)
+    notes.append(f"the model gave {why} in {dtype} (a half-precision overflow); retried once with the {fix}")
+    plan.extra["Precision fix"] = fix
+    nonfinite[0] = False
+    loaded.pipe.scheduler = make_scheduler(plan.sampler, {**loaded.scheduler_config, **plan.scheduler_options})
+    output = rerun()
+    if nonfinite[0] or any(is_black(image) for image in output.images):
+        raise NumericalError(
+            f"the model still gave {'NaN latents' if nonfinite[0] else 'an all-black image'} after retrying with the {fix}; nothing was saved",
+            "run with --dtype fp32, or use a VAE made for fp16 (e.g. madebyollin/sdxl-vae-fp16-fix)",
+        )
+    return output
 
 
 def make_result(images: list[GeneratedImage], plan: Plan, translation: Translation, loaded: Any, opt: Any, seed: int,
