@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from gambarkan.request import GenerationRequest
 
@@ -93,11 +94,27 @@ def test_gguf_transformer_loads_through_diffusers_gguf_path(tiny_flux_dir: Path,
 
 
 def test_gguf_without_a_base_model_is_one_clear_error(engine, tiny_flux_dir: Path, tmp_path: Path) -> None:
-    import pytest
-
     from gambarkan.errors import ModelLoadError
     from gambarkan.testing import save_tiny_gguf
 
     gguf_file = save_tiny_gguf(tmp_path / "alone.gguf", tiny_flux_dir)
     with pytest.raises(ModelLoadError, match="text encoders and VAE come from a base model"):
         engine.generate(GenerationRequest(prompt="a cat", model=str(gguf_file), save=False, **SMALL))
+
+
+@pytest.mark.slow
+def test_cli_generates_with_the_tiny_flux_folder_and_reruns_from_the_png(cli, tiny_flux_dir: Path, tmp_path: Path) -> None:
+    """What a user types: `gambarkan generate -m DIR`, then `--from` the PNG it wrote."""
+    out = tmp_path / "out"
+    first = cli("generate", "a (red:1.3) cat", "-m", str(tiny_flux_dir), "--steps", "2", "--width", "64", "--height", "64",
+                "--seed", "9", "--no-translate", "--out", str(out), "--json")
+    assert first.returncode == 0, first.stderr
+    data = json.loads(first.stdout)
+    png = Path(data["images"][0]["path"])
+    assert data["sampler"] == "Euler" and "plain text" in " ".join(data["extra"]["notes"])
+    again = cli("generate", "--from", str(png), "-m", str(tiny_flux_dir), "--out", str(tmp_path / "again"), "--json")
+    assert again.returncode == 0, again.stderr
+    second = Path(json.loads(again.stdout)["images"][0]["path"])
+    from PIL import Image
+
+    assert np.array_equal(np.asarray(Image.open(png)), np.asarray(Image.open(second)))
