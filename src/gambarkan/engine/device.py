@@ -203,6 +203,8 @@ def choose_memory_mode(
                 break
         need = needed_mb(kind, "high" if mode == "high" else "low", width, height, batch)
         why = f"{free_vram_mb} MB GPU memory free, {kind} at {width}x{height} needs about {need} MB"
+        if mode == "low":
+            why += f" with model CPU offload (all on the GPU would need about {needed_mb(kind, 'high', width, height, batch)} MB)"
         if mode == "minimal":
             why += " even with offload, so layers are streamed one by one (slow)"
     return MemoryPlan(
