@@ -118,3 +118,15 @@ def test_cli_generates_with_the_tiny_flux_folder_and_reruns_from_the_png(cli, ti
     from PIL import Image
 
     assert np.array_equal(np.asarray(Image.open(png)), np.asarray(Image.open(second)))
+
+
+def test_flux_img2img_uses_the_familys_pipeline_through_from_pipe(engine, tiny_flux_dir: Path, tmp_path: Path) -> None:
+    from PIL import Image
+
+    source = tmp_path / "in.png"
+    Image.new("RGB", (64, 64), (200, 30, 30)).save(source)
+    result = engine.generate(GenerationRequest(prompt="a cat", model=str(tiny_flux_dir), init_image=str(source), strength=0.5, seed=1, save=False, **SMALL))
+    loaded = next(iter(engine.cache._items.values()))
+    assert type(loaded.extras["task_pipes"]["img2img"]).__name__ == "FluxImg2ImgPipeline"
+    assert loaded.extras["task_pipes"]["img2img"].transformer is loaded.pipe.transformer  # shared, not reloaded
+    assert result.images[0].image.size == (64, 64) and np.asarray(result.images[0].image).std() > 0
