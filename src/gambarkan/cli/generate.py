@@ -26,6 +26,7 @@ def request_options(func: Any) -> Any:
         click.option("--width", "-W", type=int, default=None, help="Image width in pixels (multiple of 8)."),
         click.option("--height", "-H", type=int, default=None, help="Image height in pixels (multiple of 8)."),
         click.option("--sampler", "-S", default=None, callback=not_empty, help='A1111 sampler name, e.g. "Euler a" (see: gambarkan samplers).'),
+        click.option("--scheduler", default=None, callback=not_empty, help='A1111 schedule type for the sampler, e.g. "Karras", "Exponential", "SGM Uniform".'),
         click.option("--seed", type=int, default=None, help="Seed; -1 for random. Image i of a batch uses seed+i."),
         click.option("--batch-size", "-b", type=int, default=None, help="Images made together in one batch."),
         click.option("--count", "-N", type=int, default=None, help="Number of batches."),

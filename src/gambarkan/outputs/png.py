@@ -47,7 +47,7 @@ def parse_parameters(text: str) -> dict[str, Any]:
     """Parse A1111 ``parameters`` text into a dict: prompt, negative_prompt and each key.
 
     ``Size`` also gives ``width``/``height``; numbers become int/float; ``Sampler`` plus
-    ``Schedule type: Karras`` (A1111 >= 1.9) is folded back into one sampler name.
+    ``Schedule type`` (A1111 >= 1.9) is folded into one sampler name ("DPM++ 2M Karras").
     """
     lines = text.strip("\n").split("\n")
     settings_line = ""
@@ -73,9 +73,10 @@ def parse_parameters(text: str) -> dict[str, Any]:
     size = _SIZE_RE.match(str(result.get("Size", "")))
     if size:
         result["width"], result["height"] = int(size.group(1)), int(size.group(2))
-    schedule = str(result.get("Schedule type", ""))
-    if schedule.lower() == "karras" and "karras" not in str(result.get("Sampler", "")).lower():
-        result["Sampler"] = f"{result.get('Sampler', '')} Karras".strip()
+    if "Schedule type" in result:
+        from gambarkan.sampler_names import sampler_or_none
+
+        result["Sampler"] = sampler_or_none(result.get("Sampler"), result["Schedule type"]) or result.get("Sampler", "")
     return result
 
 

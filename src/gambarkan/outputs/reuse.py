@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from gambarkan.outputs.png import read_parameters
+from gambarkan.sampler_names import sampler_or_none
 
 
 def fields_from_parameters(params: dict[str, Any]) -> dict[str, Any]:
@@ -20,13 +21,9 @@ def fields_from_parameters(params: dict[str, Any]) -> dict[str, Any]:
             fields[field_name] = params[key]
     if "width" in params:
         fields["width"], fields["height"] = params["width"], params["height"]
-    sampler = params.get("Sampler")
+    sampler = sampler_or_none(params.get("Sampler"), params.get("Schedule type"))
     if sampler:
-        from gambarkan.engine.samplers import SAMPLERS
-
-        names = {s.name.lower(): s.name for s in SAMPLERS}
-        if str(sampler).lower() in names:
-            fields["sampler"] = names[str(sampler).lower()]
+        fields["sampler"] = sampler
     if not params.get("Translator"):
         fields["translate"] = False  # A1111 prompts are already what the encoder saw
     return fields

@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from gambarkan import __version__
 from gambarkan.errors import InvalidRequestError
 from gambarkan.request import MAX_SEED
+from gambarkan.sampler_names import infotext_fields
 from gambarkan.server.jobs import RUNNING, Job, png_base64
 
 router = APIRouter(tags=["automatic1111"])
@@ -66,14 +67,6 @@ def _unsupported(field: str, what: str) -> InvalidRequestError:
     return InvalidRequestError(f"{field}: {what} is not supported by gambarkan", f"leave {field} unset")
 
 
-def _sampler(body: Txt2ImgBody) -> str | None:
-    """A1111 >= 1.9 sends ``sampler_name="DPM++ 2M", scheduler="Karras"``; fold into one name."""
-    name = body.sampler_name or body.sampler_index
-    if not name:
-        return None
-    if (body.scheduler or "").strip().lower() == "karras" and "karras" not in name.lower():
-        name = f"{name} Karras"
-    return name
 
 
 def to_fields(body: Txt2ImgBody, state: Any) -> dict[str, Any]:
@@ -120,9 +113,12 @@ def to_fields(body: Txt2ImgBody, state: Any) -> dict[str, Any]:
         "clip_skip": clip_skip,
         "save": body.save_images,
     }
-    sampler = _sampler(body)
+    # A1111 >= 1.9 sends sampler_name="Euler a", scheduler="Karras"; the request folds them (any pair).
+    sampler = body.sampler_name or body.sampler_index
     if sampler:
         fields["sampler"] = sampler
+    if body.scheduler:
+        fields["scheduler"] = body.scheduler
     return fields
 
 
@@ -142,7 +138,7 @@ def info_json(result: Any, body: Txt2ImgBody) -> str:
             "subseed_strength": 0,
             "width": result.width,
             "height": result.height,
-            "sampler_name": result.sampler,
+            "sampler_name": infotext_fields(result.sampler)[0],
             "cfg_scale": result.cfg,
             "steps": result.steps,
             "batch_size": body.batch_size,
@@ -197,19 +193,19 @@ async def sd_models(request: Request) -> list[dict[str, Any]]:
 
 @router.get("/sdapi/v1/samplers", summary="Sampler names")
 async def samplers() -> list[dict[str, Any]]:
-    from gambarkan.engine.samplers import SAMPLERS
+    from gambarkan.sampler_names import SAMPLER_NAMES
 
-    return [
-        {"name": s.name, "aliases": list(s.aliases), "options": {"scheduler": "karras"} if s.karras else {}}
-        for s in SAMPLERS
-    ]
+    return [{"name": s.name, "aliases": list(s.aliases), "options": dict(s.options)} for s in SAMPLER_NAMES]
 
 
 @router.get("/sdapi/v1/schedulers", summary="Schedule types (A1111 >= 1.9)")
 async def schedulers() -> list[dict[str, Any]]:
+    from gambarkan.sampler_names import SCHEDULE_TYPES
+
     return [
-        {"name": "automatic", "label": "Automatic", "aliases": None, "default_rho": -1, "need_inner_model": False},
-        {"name": "karras", "label": "Karras", "aliases": None, "default_rho": 7.0, "need_inner_model": False},
+        {"name": t.name, "label": t.label, "aliases": list(t.aliases) or None, "default_rho": t.default_rho,
+         "need_inner_model": t.need_inner_model}
+        for t in SCHEDULE_TYPES
     ]
 
 
