@@ -158,6 +158,28 @@ def encode_png(image: Any, parameters: str | None = None) -> bytes:
     return buffer.getvalue()
 
 
+def encode_image(image: Any, parameters: str | None = None, fmt: str = "png", quality: int = 100) -> bytes:
+    """PNG, JPEG or WebP bytes with the parameters where A1111 puts them in each format.
+
+    PNG: the ``parameters`` text chunk; JPEG/WebP: EXIF UserComment as ``UNICODE\\0`` + UTF-16BE
+    (what A1111 writes through piexif), so ``read_parameters`` reads all three back.
+    """
+    import io
+
+    fmt = fmt.lower()
+    if fmt == "png":
+        return encode_png(image, parameters)
+    from PIL import Image
+
+    exif = Image.Exif()
+    if parameters:
+        exif.get_ifd(0x8769)[0x9286] = b"UNICODE\x00" + parameters.encode("utf-16-be")
+    buffer = io.BytesIO()
+    rgb = image.convert("RGB") if fmt == "jpeg" else image
+    rgb.save(buffer, format="JPEG" if fmt == "jpeg" else "WEBP", quality=max(1, min(int(quality), 100)), exif=exif)
+    return buffer.getvalue()
+
+
 def write_atomic(path: Path, data: bytes) -> None:
     """Write ``data`` to ``path`` via ``path.tmp`` + fsync + os.replace (no partial file on crash).
 

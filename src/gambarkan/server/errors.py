@@ -51,9 +51,16 @@ def _validation_message(errors: list[Any]) -> tuple[str, str | None]:
 
 
 def _a1111(request: Any, body: dict[str, Any]) -> dict[str, Any]:
-    """A1111 clients read ``detail`` (FastAPI's key): on ``/sdapi/`` it sits beside our ``error``."""
+    """A1111 clients read ``detail`` (FastAPI's key): on ``/sdapi/`` it sits beside our ``error``.
+
+    A 422 carries FastAPI's list shape (what A1111 answers for a bad field), other statuses a string.
+    """
     if request.url.path.startswith("/sdapi/"):
-        body["detail"] = body["error"]["message"]
+        error = body["error"]
+        if error["status"] == 422:
+            body["detail"] = [{"loc": ["body", error.get("param") or "body"], "msg": error["message"], "type": error["code"]}]
+        else:
+            body["detail"] = error["message"]
     return body
 
 
