@@ -118,9 +118,16 @@ def read_parameters_text(path: Path | str) -> str | None:
 def read_parameters(path: Path | str) -> dict[str, Any]:
     """Parsed generation parameters of an image; clear error if it carries none."""
     text = read_parameters_text(path)
+    if not text or text.lstrip().startswith("{"):  # none, or JSON (Fooocus): ask the other tools' readers
+        from gambarkan.outputs.foreign import read_foreign
+
+        foreign = read_foreign(path)
+        if foreign is not None:
+            return foreign
     if not text:
         raise InvalidRequestError(
-            f"{path} has no generation parameters", "only PNGs saved by gambarkan or AUTOMATIC1111 carry them"
+            f"{path} has no generation parameters",
+            "only images saved by gambarkan, AUTOMATIC1111, Fooocus, ComfyUI, InvokeAI or NovelAI carry them",
         )
     parsed = parse_parameters(text)
     parsed["raw"] = text
