@@ -195,3 +195,15 @@ def test_webuiapi_getters_return_lists_and_dicts(live_server):
     models = api.get_sd_models()
     assert models[0]["hash"] and models[0]["title"] == f"{models[0]['model_name']} [{models[0]['hash']}]"
     assert set(missing) <= {"get_upscalers", "get_latent_upscale_modes"}
+
+
+def test_enable_hr_maps_onto_the_hires_request(client_and_engine):
+    client, engine = client_and_engine
+    body = {"prompt": "x", "width": 64, "height": 64, "enable_hr": True, "hr_scale": 1.5, "hr_upscaler": "Latent (nearest)",
+            "hr_second_pass_steps": 3, "denoising_strength": 0.45}
+    response = client.post("/sdapi/v1/txt2img", json=body)
+    assert response.status_code == 200, response.text
+    hires = engine.calls[-1].hires
+    assert (hires.scale, hires.upscaler, hires.steps, hires.strength) == (1.5, "latent-nearest", 3, 0.45)
+    bad = client.post("/sdapi/v1/txt2img", json={**body, "hr_upscaler": "R-ESRGAN 9x"})
+    assert bad.status_code == 422 and "unknown upscaler" in bad.json()["detail"][0]["msg"]

@@ -45,6 +45,12 @@ class Txt2ImgBody(BaseModel):
     width: int = Field(512, ge=64, le=2048)
     height: int = Field(512, ge=64, le=2048)
     enable_hr: bool = False
+    hr_scale: float = Field(2.0, ge=1.0, le=4.0)
+    hr_upscaler: str | None = Field(None, max_length=200)
+    hr_second_pass_steps: int = Field(0, ge=0, le=150)
+    hr_resize_x: int = Field(0, ge=0, le=4096)
+    hr_resize_y: int = Field(0, ge=0, le=4096)
+    denoising_strength: float | None = Field(None, ge=0.0, le=1.0)
     restore_faces: bool | None = None
     tiling: bool | None = None
     subseed: int = -1
@@ -104,8 +110,6 @@ def apply_infotext(body: Txt2ImgBody) -> Txt2ImgBody:
 def to_fields(body: Txt2ImgBody, state: Any) -> dict[str, Any]:
     """A1111 request -> GenerationRequest fields (plus the model name to use)."""
     body = apply_infotext(body)
-    if body.enable_hr:
-        raise _unsupported("enable_hr", "hires fix")
     if body.restore_faces:
         raise _unsupported("restore_faces", "face restoration")
     if body.tiling:
@@ -156,6 +160,12 @@ def to_fields(body: Txt2ImgBody, state: Any) -> dict[str, Any]:
         "save": body.save_images,
     }
     # A1111 >= 1.9 sends sampler_name="Euler a", scheduler="Karras"; the request folds them (any pair).
+    if body.enable_hr:  # A1111's hires fix -> the request's hires (first pass, upscale, img2img pass)
+        fields["hires"] = {
+            "scale": body.hr_scale, "upscaler": body.hr_upscaler or "Latent", "steps": body.hr_second_pass_steps or None,
+            "strength": 0.7 if body.denoising_strength is None else body.denoising_strength,
+            "width": body.hr_resize_x or None, "height": body.hr_resize_y or None,
+        }
     sampler = body.sampler_name or body.sampler_index
     if sampler:
         fields["sampler"] = sampler
@@ -401,9 +411,13 @@ async def face_restorers() -> list[dict[str, Any]]:
     return []
 
 
-@router.get("/sdapi/v1/realesrgan-models", summary="Real-ESRGAN models (see /sdapi/v1/upscalers)")
-async def realesrgan_models() -> list[dict[str, Any]]:
-    return []
+@router.get("/sdapi/v1/realesrgan-models", summary="Real-ESRGAN models among the upscalers")
+async def realesrgan_models(request: Request) -> list[dict[str, Any]]:
+    from gambarkan.models.upscalers import local_upscalers
+
+    files = local_upscalers(request.app.state.gambarkan.settings).values()
+    return [{"name": f.label, "path": f.path.name if f.path else None, "scale": 2 if f.label.lower().startswith("2x") else 4}
+            for f in files if "esrgan" in f.label.lower()]
 
 
 @router.get("/sdapi/v1/prompt-styles", summary="Saved A1111 prompt styles (none)")
