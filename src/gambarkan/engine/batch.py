@@ -109,7 +109,7 @@ def _run_together(engine: Any, requests: Sequence[GenerationRequest], run_ids: l
 
     from gambarkan.engine import generate as single
     from gambarkan.engine.device import choose_memory_mode, pick_device, pick_dtype, run_with_oom_retry
-    from gambarkan.engine.samplers import make_scheduler
+    from gambarkan.engine.samplers import build_scheduler
     from gambarkan.outputs.png import format_parameters, save_png
 
     n = len(requests)
@@ -190,8 +190,7 @@ def _run_together(engine: Any, requests: Sequence[GenerationRequest], run_ids: l
             callback_on_step_end_tensor_inputs=["latents"],
         )
 
-    notes: list[str] = []
-    pipe.scheduler = make_scheduler(plan.sampler, {**loaded.scheduler_config, **plan.scheduler_options})
+    pipe.scheduler, notes = build_scheduler(plan.sampler, {**loaded.scheduler_config, **plan.scheduler_options})
     t = time.perf_counter()
     scope = opt.scope(pipe, device)
     try:

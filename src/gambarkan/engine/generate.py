@@ -22,6 +22,7 @@ from gambarkan.errors import CancelledError
 from gambarkan.families import Family, get_family
 from gambarkan.plan import Plan
 from gambarkan.request import GeneratedImage, GenerationRequest, GenerationResult
+from gambarkan.sampler_names import infotext_fields
 
 __all__ = ["Engine", "Plan", "Progress", "Translation", "default_engine", "make_result", "metadata_fields"]
 
@@ -209,15 +210,13 @@ def _latent_preview(latents: Any, arch: str, scale: int = 8, pipe: Any = None, s
     return Image.fromarray(rgb).resize((lat.shape[2] * scale, lat.shape[1] * scale), Image.NEAREST)
 
 
-def _sampler_label(name: str) -> str:
-    return name
-
-
 def metadata_fields(plan: Plan, loaded_name: str, model_hash: str | None, seed: int, translation: Translation, extra: dict[str, Any] | None = None) -> dict[str, Any]:
     """The A1111 key/value part of the PNG ``parameters`` chunk, in A1111's order."""
     fields: dict[str, Any] = {
         "Steps": plan.steps,
-        "Sampler": _sampler_label(plan.sampler),
+        # A1111 >= 1.9 style: "Sampler: DPM++ 2M, Schedule type: Karras" (read back in both styles).
+        "Sampler": infotext_fields(plan.sampler)[0],
+        "Schedule type": infotext_fields(plan.sampler)[1],
         "CFG scale": f"{plan.cfg:g}",
         "Seed": seed,
         "Size": f"{plan.width}x{plan.height}",
@@ -323,7 +322,7 @@ class Engine:
         import torch
 
         from gambarkan.engine.device import choose_memory_mode, is_black, latents_finite, pick_device, pick_dtype, run_with_oom_retry
-        from gambarkan.engine.samplers import make_scheduler
+        from gambarkan.engine.samplers import build_scheduler, make_scheduler
         from gambarkan.outputs.history import pause_point
         from gambarkan.outputs.png import format_parameters, save_png
 
@@ -364,7 +363,8 @@ class Engine:
         timings["sample"] = 0.0
         timings["save"] = 0.0
         for batch_index in range(request.count):
-            task_pipe.scheduler = make_scheduler(plan.sampler, {**loaded.scheduler_config, **plan.scheduler_options})
+            task_pipe.scheduler, scheduler_notes = build_scheduler(plan.sampler, {**loaded.scheduler_config, **plan.scheduler_options})
+            notes.extend(n for n in scheduler_notes if n not in notes)
             t = time.perf_counter()
             cond_kwargs, step_hook = _conditioning(pipe, translation.prompt, translation.negative_prompt, plan.clip_skip, plan.steps, plan.cfg, loaded.family)
             timings["encode"] = timings.get("encode", 0.0) + time.perf_counter() - t

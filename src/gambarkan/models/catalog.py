@@ -320,9 +320,9 @@ def add_user_package(settings: Any, name: str, source: str, *, allow_pickle: boo
     if unknown:
         raise InvalidRequestError(f"unknown package field(s) {', '.join(unknown)}", "see: gambarkan models add --help")
     if "sampler" in overrides:
-        from gambarkan.engine.samplers import get_sampler
+        from gambarkan.sampler_names import canonical_sampler
 
-        overrides["sampler"] = get_sampler(str(overrides["sampler"])).name
+        overrides["sampler"] = canonical_sampler(str(overrides["sampler"]))
     path = Path(source).expanduser()
     if path.exists():
         if path.is_dir():
