@@ -92,6 +92,13 @@ class CancelledError(GambarkanError):
     code = "cancelled"
 
 
+class NumericalError(GambarkanError):
+    """The model produced NaN/black images even after the precision fix; nothing was saved."""
+
+    http_status = 422
+    code = "non_finite_output"
+
+
 def did_you_mean(name: str, choices: Iterable[str], n: int = 3) -> str | None:
     """Return "did you mean 'a', 'b'?" for the closest names, or None when nothing is close."""
     choices = list(choices)

@@ -116,6 +116,7 @@ class GenerationRequest(BaseModel):
     model: str | None = None
     preset: str | None = None
     sampler: str | None = None
+    scheduler: str | None = None  # A1111 >= 1.9 schedule type ("Karras", "beta", ...); see sampler_names
     steps: int | None = Field(None, ge=LIMITS["steps"][0], le=LIMITS["steps"][1])
     cfg: float | None = Field(None, ge=LIMITS["cfg"][0], le=LIMITS["cfg"][1])
     width: int | None = None
@@ -170,20 +171,33 @@ class GenerationRequest(BaseModel):
             )
         return value
 
-    @field_validator("sampler")
+    @model_validator(mode="before")
     @classmethod
-    def _check_sampler(cls, value: str | None) -> str | None:
-        if value is None:
-            return value
-        from gambarkan.engine.samplers import get_sampler
+    def _check_sampler(cls, data: Any) -> Any:
+        """One spelling for sampler + schedule type (A1111's rule: a schedule in the name wins)."""
+        if not isinstance(data, dict) or (data.get("sampler") is None and data.get("scheduler") is None):
+            return data
+        from gambarkan.sampler_names import find_schedule, join_sampler, split_sampler
 
-        return get_sampler(value).name  # raises InvalidRequestError with suggestions
+        sampler, scheduler = data.get("sampler"), data.get("scheduler")
+        for name, value in (("sampler", sampler), ("scheduler", scheduler)):
+            if value is not None and not isinstance(value, str):
+                raise InvalidRequestError(f"{name} must be a text such as 'Euler a' or 'Karras'")
+        schedule = find_schedule(scheduler) if scheduler else None  # raises with suggestions
+        data = dict(data)
+        if sampler is not None:
+            base, carried = split_sampler(sampler)  # raises InvalidRequestError with suggestions
+            schedule = carried or schedule
+            data["sampler"] = join_sampler(base, schedule)
+        if scheduler:
+            data["scheduler"] = find_schedule(scheduler).label
+        return data
 
     @field_validator("optimize")
     @classmethod
     def _check_optimize(cls, value: str | None) -> str | None:
         if value is not None:
-            from gambarkan.engine.optimize import parse_spec
+            from gambarkan.optimize_names import parse_spec
 
             parse_spec(value)  # raises InvalidRequestError naming the unknown technique
         return value

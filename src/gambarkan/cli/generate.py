@@ -26,6 +26,7 @@ def request_options(func: Any) -> Any:
         click.option("--width", "-W", type=int, default=None, help="Image width in pixels (multiple of 8)."),
         click.option("--height", "-H", type=int, default=None, help="Image height in pixels (multiple of 8)."),
         click.option("--sampler", "-S", default=None, callback=not_empty, help='A1111 sampler name, e.g. "Euler a" (see: gambarkan samplers).'),
+        click.option("--scheduler", default=None, callback=not_empty, help='A1111 schedule type for the sampler, e.g. "Karras", "Exponential", "SGM Uniform".'),
         click.option("--seed", type=int, default=None, help="Seed; -1 for random. Image i of a batch uses seed+i."),
         click.option("--batch-size", "-b", type=int, default=None, help="Images made together in one batch."),
         click.option("--count", "-N", type=int, default=None, help="Number of batches."),
@@ -153,13 +154,16 @@ def print_verbose(result: Any) -> None:
 @click.argument("prompt", required=False)
 @request_options
 @click.option("--from", "from_image", type=click.Path(dir_okay=False), default=None, callback=not_empty, help="Re-run the settings stored in a PNG (ours or A1111's).")
-@click.option("--lora-dir", "lora_dirs", multiple=True, type=click.Path(file_okay=False), callback=not_empty, help="Extra folder to look for LoRAs and embeddings in (repeatable).")
+@click.option("--lora-dir", "lora_dirs", multiple=True, type=click.Path(file_okay=False), callback=not_empty, help="Extra folder to look for LoRAs in (repeatable).")
+@click.option("--embedding-dir", "embedding_dirs", multiple=True, type=click.Path(file_okay=False), callback=not_empty, help="Extra folder to look for textual-inversion embeddings in (repeatable).")
+@click.option("--strict", is_flag=True, help="With --from: stop when a LoRA the image used is not installed (default: warn and go on without it).")
 @click.option("--no-save", is_flag=True, help="Do not write PNG files (useful with --json in scripts).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object with paths, seeds, settings and timings.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar or notes.")
 @click.option("--verbose", "-v", is_flag=True, help="Also print speed techniques, stage timings and peak memory.")
 @handle_errors
-def generate(prompt: str | None, from_image: str | None, lora_dirs: tuple[str, ...], no_save: bool, as_json: bool, quiet: bool, verbose: bool = False, **options: Any) -> None:
+def generate(prompt: str | None, from_image: str | None, lora_dirs: tuple[str, ...], embedding_dirs: tuple[str, ...], strict: bool,
+             no_save: bool, as_json: bool, quiet: bool, verbose: bool = False, **options: Any) -> None:
     """Make images from PROMPT (Bahasa Indonesia, English, or a mix).
 
     \b
@@ -171,10 +175,24 @@ def generate(prompt: str | None, from_image: str | None, lora_dirs: tuple[str, .
     from gambarkan.errors import InvalidRequestError
 
     fields: dict[str, Any] = {}
+    notes: list[str] = []
+    # --lora-dir is for LoRAs only: a LoRA file must never be taken for an embedding (issue 19).
+    for name, dirs in (("GAMBARKAN_LORA_DIRS", lora_dirs), ("GAMBARKAN_EMBEDDING_DIRS", embedding_dirs)):
+        if dirs:  # read by Settings.from_env() when the engine starts, below
+            os.environ[name] = os.pathsep.join([*dirs, *filter(None, [os.environ.get(name)])])
     if from_image:
-        from gambarkan.outputs.reuse import fields_from_png
+        from gambarkan.outputs.png import read_parameters
+        from gambarkan.outputs.reuse import fields_from_parameters, reuse_notes
 
-        fields.update(fields_from_png(from_image))
+        params = read_parameters(from_image)
+        fields.update(fields_from_parameters(params))
+        notes += reuse_notes(params, fields)
+        if prompt is None and not strict and fields.get("prompt"):
+            from gambarkan.config import Settings
+            from gambarkan.models.loras import search_dirs, without_missing_loras
+
+            fields["prompt"], missing = without_missing_loras(str(fields["prompt"]), search_dirs(Settings.from_env(), "lora"))
+            notes += [f"{n} (--strict stops instead)" for n in missing]
     if prompt is not None:
         fields["prompt"] = prompt
     if "prompt" not in fields or not str(fields["prompt"]).strip():
@@ -182,10 +200,12 @@ def generate(prompt: str | None, from_image: str | None, lora_dirs: tuple[str, .
     fields.update(options_to_fields(options))
     if no_save:
         fields["save"] = False
-    if lora_dirs:  # read by Settings.from_env() when the engine starts, just below
-        for name in ("GAMBARKAN_LORA_DIRS", "GAMBARKAN_EMBEDDING_DIRS"):
-            os.environ[name] = os.pathsep.join([*lora_dirs, *filter(None, [os.environ.get(name)])])
-    run_request(build_request(fields, from_image, options), as_json, quiet, verbose)
+    request = build_request(fields, from_image, options)
+    if notes and not quiet:
+        console = err_console()
+        for note in notes:
+            console.print(f"note: {note}", markup=False, highlight=False)
+    run_request(request, as_json, quiet, verbose)
 
 
 def build_request(fields: dict[str, Any], from_image: str | None, options: dict[str, Any]) -> Any:

@@ -358,8 +358,9 @@ def pipeline_for(loaded: Any, kind: str) -> Any:
     if pipe is None:
         import diffusers
 
-        auto = getattr(diffusers, TASK_CLASSES[kind])
-        pipe = auto.from_pipe(loaded.pipe)
+        family = getattr(loaded, "family", None)  # the family names its own img2img/inpaint classes (FLUX too)
+        cls = getattr(diffusers, family.pipeline_class(kind) if family is not None else TASK_CLASSES[kind])
+        pipe = cls.from_pipe(loaded.pipe)
         pipe.set_progress_bar_config(disable=True)
         cache[kind] = pipe
     else:

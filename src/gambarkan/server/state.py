@@ -96,6 +96,7 @@ class ServerState:
         self.default_entry = self._default_entry()
         self.current_model = self.default_entry.name  # A1111's sd_model_checkpoint
         self.a1111_options: dict[str, Any] = {"CLIP_stop_at_last_layers": 1, "show_progress_every_n_steps": 0}
+        self.model_hashes: dict[str, str] = {}  # model name -> A1111 short hash, once it has run
 
     # -- models -----------------------------------------------------------------------------
     def _default_entry(self) -> ModelEntry:

@@ -235,8 +235,8 @@ def build_ui(settings: Any = None, queue: Any = None, engine: Any = None, lang: 
     """The Gradio Blocks of the UI. Without ``queue`` it makes (and starts) one over ``engine``."""
     gr = _import_gradio()
     from gambarkan.config import Settings
-    from gambarkan.engine.samplers import SAMPLERS
     from gambarkan.prompt.translate import TRANSLATORS
+    from gambarkan.sampler_names import MENU_NAMES
 
     settings = settings or Settings.from_env()
     if queue is None:
@@ -253,7 +253,7 @@ def build_ui(settings: Any = None, queue: Any = None, engine: Any = None, lang: 
         labels.append((component, keys))
         return component
 
-    sampler_choices = [t("from_package", lang)] + [s.name for s in SAMPLERS]
+    sampler_choices = [t("from_package", lang)] + list(MENU_NAMES)
     with gr.Blocks(title="gambarkan", analytics_enabled=False) as demo:
         lang_state = gr.State(lang)
         results_state = gr.State([])  # [{"path": str, "seed": int, "parameters": str}]
@@ -508,7 +508,7 @@ def build_ui(settings: Any = None, queue: Any = None, engine: Any = None, lang: 
                         changes[attribute] = t(key, new_lang)
                 updates.append(gr.update(**changes))
             components = [c for c, _ in labels]
-            sampler_names = [t("from_package", new_lang)] + [s.name for s in SAMPLERS]
+            sampler_names = [t("from_package", new_lang)] + list(MENU_NAMES)
             kept = sampler_v if sampler_v in sampler_names[1:] else sampler_names[0]  # a chosen sampler survives the switch
             updates[components.index(sampler)] = gr.update(label=t("sampler", new_lang), choices=sampler_names, value=kept)
             updates[components.index(package)] = gr.update(label=t("package", new_lang), choices=package_choices(ctx.settings, new_lang))
