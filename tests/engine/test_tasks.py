@@ -63,19 +63,23 @@ def test_low_strength_keeps_more_of_the_input_than_high(task_engine, tiny_sd15_d
 
 def test_same_seed_same_pixels_and_no_second_load_across_tasks(task_engine, tiny_sd15_dir: Path, loads: list[str]):
     before = len(loads)
+
+    def shares_modules(kind: str) -> bool:  # from_pipe: the very same modules, no copy of the weights
+        loaded = next(iter(task_engine.cache._items.values()))
+        pipe = loaded.extras["task_pipes"][kind]
+        return pipe.unet is loaded.pipe.unet and pipe.vae is loaded.pipe.vae and pipe.text_encoder is loaded.pipe.text_encoder
+
     first = run(task_engine, tiny_sd15_dir, init_image=noise(3), strength=0.5)[0]
+    assert shares_modules("img2img")  # right after it was made, before any later re-sync
     assert run(task_engine, tiny_sd15_dir, init_image=noise(3), strength=0.5)[0].tobytes() == first.tobytes()
     mask = square_mask()
     inpainted = run(task_engine, tiny_sd15_dir, init_image=noise(3), mask=mask)[0]
+    assert shares_modules("inpaint")
     assert run(task_engine, tiny_sd15_dir, init_image=noise(3), mask=mask)[0].tobytes() == inpainted.tobytes()
     txt = run(task_engine, tiny_sd15_dir, width=64, height=64)[0]
     assert txt.tobytes() != first.tobytes()
     assert len(loads) - before <= 1 and loads.count(str(tiny_sd15_dir)) == 1  # loaded once for every task
-    loaded = next(iter(task_engine.cache._items.values()))
-    derived = loaded.extras["task_pipes"]
-    assert set(derived) == {"img2img", "inpaint"}
-    for pipe in derived.values():  # from_pipe: the very same modules, no copy of the weights
-        assert pipe.unet is loaded.pipe.unet and pipe.vae is loaded.pipe.vae and pipe.text_encoder is loaded.pipe.text_encoder
+    assert set(next(iter(task_engine.cache._items.values())).extras["task_pipes"]) == {"img2img", "inpaint"}
 
 
 def test_inpaint_overlay_keeps_pixels_outside_the_mask(task_engine, tiny_sd15_dir: Path, tmp_path: Path):
