@@ -98,3 +98,15 @@ def test_bad_image_requests_are_one_line(live_server):
         assert path.status_code == 422 and "not valid base64" in path.json()["error"]["message"]
         big = client.post("/sdapi/v1/png-info", json={"image": base64.b64encode(png(Image.new("1", (5000, 5000)))).decode()})
         assert big.status_code == 422 and "over the 16.8 MP limit" in big.json()["error"]["message"]
+
+
+def test_native_jobs_take_images_as_base64_never_as_server_paths(live_server, tmp_path):
+    secret = tmp_path / "secret.png"
+    noise(9).save(secret)
+    with httpx.Client(base_url=live_server.url, headers=AUTH, timeout=120) as client:
+        refused = client.post("/api/jobs", json={"prompt": "x", "init_image": str(secret)})
+        assert refused.status_code == 422 and "not valid base64" in refused.json()["error"]["message"]
+        refused = client.post("/api/jobs", json={"prompt": "x", "init_image": {"source": str(secret), "sha256": "0"}})
+        assert refused.status_code == 422 and "must be image data over HTTP" in refused.json()["error"]["message"]
+        made = client.post("/api/jobs", json={"prompt": "x", "init_image": base64.b64encode(png(noise(9))).decode(), "strength": 0.5, "steps": 4})
+        assert made.status_code in (200, 201, 202), made.text
