@@ -15,6 +15,27 @@ DEVICE_CHOICES = ["auto", "cpu", "cuda", "mps"]
 DTYPE_CHOICES = ["auto", "fp32", "fp16", "bf16"]
 
 
+IMAGE_OPTIONS = [
+    click.option("--image", "-i", "init_image", default=None, callback=not_empty, help="Start from this image (img2img); with --mask, repaint part of it."),
+    click.option("--strength", type=float, default=None, help="How much of --image to change, 0-1 (A1111 denoising strength; default 0.75)."),
+    click.option("--mask", default=None, callback=not_empty, help="Mask image for inpainting: white = repaint, black = keep."),
+    click.option("--mask-from-alpha", is_flag=True, default=None, help="Repaint the transparent area of --image."),
+    click.option("--mask-blur", type=int, default=None, help="Soften the mask edge by this many pixels (default 4)."),
+    click.option("--mask-invert", is_flag=True, default=None, help="Repaint the black part of the mask instead."),
+    click.option("--mask-resize", is_flag=True, default=None, help="Resize a mask of another size to the image's."),
+    click.option("--inpaint-area", type=click.Choice(["whole", "only-masked"]), default=None, help="only-masked: repaint a crop around the mask at full resolution."),
+    click.option("--inpaint-padding", type=int, default=None, help="Pixels around the mask in the only-masked crop (default 32)."),
+    click.option("--fill", "inpainting_fill", type=click.Choice(["fill", "original", "latent-noise", "latent-nothing"]), default=None, help="What the masked area starts from (A1111 masked content)."),
+    click.option("--resize-mode", type=click.Choice(["just-resize", "crop-and-resize", "resize-and-fill"]), default=None, help="How --image is fitted to --width/--height."),
+    click.option("--outpaint", default=None, callback=not_empty, help="Extend the canvas: pixels per side, e.g. left=256,right=256 (or all=64)."),
+    click.option("--hires", "hires_scale", type=float, default=None, help="Hires fix: make the image this many times bigger (1-4) with a second pass."),
+    click.option("--hires-steps", type=int, default=None, help="Steps of the hires second pass (default: as --steps)."),
+    click.option("--hires-strength", type=float, default=None, help="Denoising strength of the hires second pass (default 0.5)."),
+    click.option("--upscaler", default=None, callback=not_empty, help="Hires fix upscaler: latent, lanczos or an upscaler model (see: gambarkan upscale --list)."),
+]
+_HIRES_OPTIONS = {"hires_scale": "scale", "hires_steps": "steps", "hires_strength": "strength", "upscaler": "upscaler"}
+
+
 def request_options(func: Any) -> Any:
     """The generation options shared by ``generate`` and ``again``."""
     options = [
@@ -42,6 +63,7 @@ def request_options(func: Any) -> Any:
         click.option("--fast", is_flag=True, default=False, help="Lossy speed-ups: TAESD decoding, bf16 on CPU, DeepCache (marked in the PNG)."),
         click.option("--compile", "compile_", is_flag=True, default=False, help="torch.compile the U-Net (slow first run per size, cached on disk)."),
         click.option("--optimize", default=None, callback=not_empty, help='Speed techniques, e.g. "channels_last,-fused_qkv" or "none" (see benchmarks/RESULTS.md).'),
+        *IMAGE_OPTIONS,
     ]
     for option in reversed(options):
         func = option(func)
@@ -61,6 +83,14 @@ def options_to_fields(options: dict[str, Any]) -> dict[str, Any]:
         fields["translate"] = False
     if options.get("offline"):
         fields["offline"] = True
+    hires = {name: fields.pop(option) for option, name in _HIRES_OPTIONS.items() if option in fields}
+    if hires:
+        if "scale" not in hires:
+            from gambarkan.errors import InvalidRequestError
+
+            shown = ", ".join("--" + o.replace("_", "-") for o in _HIRES_OPTIONS if o in options and options[o] is not None)
+            raise InvalidRequestError(f"{shown} needs --hires SCALE", "e.g. --hires 2 --hires-steps 10")
+        fields["hires"] = hires
     return fields
 
 
@@ -171,6 +201,10 @@ def generate(prompt: str | None, from_image: str | None, lora_dirs: tuple[str, .
       gambarkan generate "kucing oranye tidur di atas sofa, cinematic lighting, 8k"
       gambarkan generate "potret petani di sawah" --steps 30 --cfg 6 --seed 42 -b 2
       gambarkan generate --from 00001-42.png --seed 43
+      gambarkan generate "lukisan cat minyak" --image foto.png --strength 0.5
+      gambarkan generate "kucing" --image foto.png --mask topeng.png
+      gambarkan generate "pantai" --image foto.png --outpaint left=128,right=128
+      gambarkan generate "kota malam" --hires 2 --hires-steps 10
     """
     from gambarkan.errors import InvalidRequestError
 
