@@ -1,0 +1,1 @@
+"""Images and rows that come into gambarkan: decoded, checked and limited once."""
