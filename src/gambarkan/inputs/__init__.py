@@ -1,1 +1,1 @@
-"""Images and rows that come into gambarkan: decoded, checked and limited once."""
+"""Request inputs that need decoding and checking once: images (init, mask, control maps)."""
