@@ -28,6 +28,8 @@ LAZY_COMMANDS: dict[str, str] = {
     "history": "gambarkan.cli.history:history",
     "again": "gambarkan.cli.history:again",
     "loras": "gambarkan.cli.loras:loras",
+    "control-map": "gambarkan.cli.control:control_map",
+    "preprocessors": "gambarkan.cli.control:preprocessors",
 }
 
 _NO_ARGS_IS_HELP = getattr(click.exceptions, "NoArgsIsHelpError", ())

@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from gambarkan import __version__
 from gambarkan.errors import InvalidRequestError
 from gambarkan.request import MAX_SEED
+from gambarkan.server.controlnet import controlnet_fields
 from gambarkan.server.jobs import RUNNING, Job, png_base64
 
 router = APIRouter(tags=["automatic1111"])
@@ -90,11 +91,7 @@ def to_fields(body: Txt2ImgBody, state: Any) -> dict[str, Any]:
         raise InvalidRequestError(
             f"Script '{body.script_name}' not found", "gambarkan has no A1111 scripts; leave script_name unset"
         )
-    if body.alwayson_scripts:
-        name = next(iter(body.alwayson_scripts))
-        raise InvalidRequestError(
-            f"always on script {name} not found", "gambarkan has no A1111 extensions; leave alwayson_scripts empty"
-        )
+    control = controlnet_fields(body.alwayson_scripts) if body.alwayson_scripts else {}
     if body.styles:
         raise _unsupported("styles", "A1111 saved styles")
     overrides = body.override_settings or {}
@@ -123,6 +120,7 @@ def to_fields(body: Txt2ImgBody, state: Any) -> dict[str, Any]:
     sampler = _sampler(body)
     if sampler:
         fields["sampler"] = sampler
+    fields.update(control)  # ControlNet units (the sd-webui-controlnet extension's args)
     return fields
 
 
