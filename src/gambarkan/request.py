@@ -13,6 +13,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from gambarkan.errors import InvalidRequestError
+from gambarkan.inputs.control import ControlUnit
 from gambarkan.inputs.images import ImageInput
 
 DEFAULTS: dict[str, Any] = {
@@ -150,6 +151,7 @@ class GenerationRequest(BaseModel):
     resize_mode: Literal["just_resize", "crop_and_resize", "resize_and_fill"] = "just_resize"
     outpaint: Outpaint | None = None
     hires: Hires | None = None
+    controlnet: tuple[ControlUnit, ...] = ()  # ControlNet units (sd-webui-controlnet's fields)
 
     def __init__(self, **data: Any) -> None:
         try:

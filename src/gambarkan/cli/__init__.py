@@ -29,6 +29,8 @@ LAZY_COMMANDS: dict[str, str] = {
     "again": "gambarkan.cli.history:again",
     "loras": "gambarkan.cli.loras:loras",
     "upscale": "gambarkan.cli.upscale:upscale",
+    "control-map": "gambarkan.cli.control:control_map",
+    "preprocessors": "gambarkan.cli.control:preprocessors",
 }
 
 _NO_ARGS_IS_HELP = getattr(click.exceptions, "NoArgsIsHelpError", ())

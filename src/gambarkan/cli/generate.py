@@ -9,6 +9,7 @@ from typing import Any
 
 import click
 
+from gambarkan.cli.control import control_fields, control_options, save_control_maps
 from gambarkan.cli.common import err_console, handle_errors, not_empty, print_json, quiet_libraries
 
 DEVICE_CHOICES = ["auto", "cpu", "cuda", "mps"]
@@ -127,7 +128,7 @@ class StepProgress:
             self._progress.__exit__(*exc)
 
 
-def run_request(request: Any, as_json: bool, quiet: bool, verbose: bool = False) -> None:
+def run_request(request: Any, as_json: bool, quiet: bool, verbose: bool = False) -> Any:
     """Generate ``request`` with a progress bar and print the result (paths or JSON)."""
     from gambarkan.engine.generate import default_engine
     from gambarkan.prompt.syntax import PromptWarning
@@ -153,7 +154,7 @@ def run_request(request: Any, as_json: bool, quiet: bool, verbose: bool = False)
         console.print(f"gambarkan: note: {note}", markup=False)
     if as_json:
         print_json(result.to_dict())
-        return
+        return result
     for image in result.images:
         click.echo(str(image.path) if image.path else f"(not saved) seed {image.seed}")
     if not quiet:
@@ -162,6 +163,7 @@ def run_request(request: Any, as_json: bool, quiet: bool, verbose: bool = False)
             f"{result.width}x{result.height}, {result.timings.get('total', 0):.1f}s",
             markup=False,
         )
+    return result
 
 
 def print_verbose(result: Any) -> None:
@@ -191,6 +193,7 @@ def print_verbose(result: Any) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object with paths, seeds, settings and timings.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar or notes.")
 @click.option("--verbose", "-v", is_flag=True, help="Also print speed techniques, stage timings and peak memory.")
+@control_options
 @handle_errors
 def generate(prompt: str | None, from_image: str | None, lora_dirs: tuple[str, ...], embedding_dirs: tuple[str, ...], strict: bool,
              no_save: bool, as_json: bool, quiet: bool, verbose: bool = False, **options: Any) -> None:
@@ -231,6 +234,8 @@ def generate(prompt: str | None, from_image: str | None, lora_dirs: tuple[str, .
         fields["prompt"] = prompt
     if "prompt" not in fields or not str(fields["prompt"]).strip():
         raise InvalidRequestError("no prompt given", 'write one, e.g. gambarkan generate "kucing lucu di taman"')
+    save_maps = options.get("save_control_map")
+    fields.update(control_fields(options))  # --control units (pops their options)
     fields.update(options_to_fields(options))
     if no_save:
         fields["save"] = False
@@ -239,7 +244,10 @@ def generate(prompt: str | None, from_image: str | None, lora_dirs: tuple[str, .
         console = err_console()
         for note in notes:
             console.print(f"note: {note}", markup=False, highlight=False)
-    run_request(request, as_json, quiet, verbose)
+    result = run_request(request, as_json, quiet, verbose)
+    if save_maps:
+        for path in save_control_maps(request, result.width, result.height, save_maps):
+            err_console().print(f"control map: {path}", markup=False)
 
 
 def build_request(fields: dict[str, Any], from_image: str | None, options: dict[str, Any]) -> Any:

@@ -174,11 +174,22 @@ def _task(request: GenerationRequest, plan: Plan) -> Any:
     return prepare(request, plan)
 
 
-def _task_pipeline(loaded: Any, kind: str) -> Any:
+def _task_pipeline(loaded: Any, kind: str, controlnet: Any = None) -> Any:
     """The loaded pipeline itself (txt2img) or one derived from it with ``from_pipe``."""
     from gambarkan.engine.tasks import pipeline_for
 
-    return pipeline_for(loaded, kind)
+    return pipeline_for(loaded, kind, controlnet)
+
+
+def _controlnet(task: Any, loaded: Any, device: str, dtype: str, settings: Settings, offline: bool) -> Any:
+    """The ControlNet model(s) of the request's control units (None without), loaded once."""
+    if task.control is None:
+        return None
+    from gambarkan.engine import control
+
+    model = control.attach(task.control, loaded, device, dtype, settings, offline)
+    control.check_fits(model, loaded.pipe)
+    return model
 
 
 def _run_task(task: Any, loaded: Any, pipe: Any, kwargs: dict[str, Any], on_step_end: Callable, new_scheduler: Callable[[], Any]) -> list[Any]:
@@ -354,8 +365,11 @@ class Engine:
         opt = _optimize(pipe, request, loaded, device, dtype, plan, self.settings)  # after LoRAs: fused QKV must see them
         if opt.metadata:
             plan.extra["Optimizations"] = opt.metadata  # only techniques that change the output
+        controlnet = _controlnet(task, loaded, device, dtype, self.settings, request.offline or self.settings.offline)
+        if task.control is not None:
+            task.metadata.update(task.control.metadata())
         plan.extra.update(task.metadata)
-        task_pipe = _task_pipeline(loaded, task.kind)  # the loaded modules, shared (from_pipe)
+        task_pipe = _task_pipeline(loaded, task.kind, controlnet)  # the loaded modules, shared (from_pipe)
         seed = request.seed if request.seed >= 0 else random.randint(0, 2**32 - 1 - request.batch_size * request.count)
         out_dir = _output_dir(request, self.settings) if request.save else None
         images: list[GeneratedImage] = []

@@ -22,6 +22,7 @@ from gambarkan import __version__
 from gambarkan.errors import GambarkanError, InvalidRequestError
 from gambarkan.request import MAX_SEED
 from gambarkan.sampler_names import infotext_fields
+from gambarkan.server.controlnet import controlnet_fields
 from gambarkan.server.jobs import RUNNING, Job, png_base64
 
 router = APIRouter(tags=["automatic1111"])
@@ -128,11 +129,7 @@ def to_fields(body: Txt2ImgBody, state: Any) -> dict[str, Any]:
         raise InvalidRequestError(
             f"Script '{body.script_name}' not found", "gambarkan has no A1111 scripts; leave script_name unset"
         )
-    if body.alwayson_scripts:
-        name = next(iter(body.alwayson_scripts))
-        raise InvalidRequestError(
-            f"always on script {name} not found", "gambarkan has no A1111 extensions; leave alwayson_scripts empty"
-        )
+    control = controlnet_fields(body.alwayson_scripts) if body.alwayson_scripts else {}
     if body.styles:
         raise InvalidRequestError(
             f"style '{body.styles[0]}' not found: this server has no saved A1111 styles", "leave styles empty (see /sdapi/v1/prompt-styles)"
@@ -175,6 +172,7 @@ def to_fields(body: Txt2ImgBody, state: Any) -> dict[str, Any]:
         from gambarkan.server.a1111_images import hires_fields
 
         fields["hires"] = hires_fields(body)
+    fields.update(control)  # ControlNet units (the sd-webui-controlnet extension's args)
     return fields
 
 

@@ -108,7 +108,7 @@ def create_app(
 
     from gambarkan.config import Settings
     from gambarkan.errors import DependencyMissingError
-    from gambarkan.server import a1111, native, openai, openai_edits
+    from gambarkan.server import a1111, controlnet, native, openai, openai_edits
     from gambarkan.server.auth import APIKeyMiddleware
     from gambarkan.server.errors import install_error_handlers
 
@@ -146,6 +146,7 @@ def create_app(
     app.include_router(openai.router)
     app.include_router(openai_edits.router)
     app.include_router(a1111.router)
+    app.include_router(controlnet.router)
     app.include_router(native.router)
     # Outermost first: auth before the body limit, so unauthenticated clients learn nothing else.
     app.add_middleware(BodyLimitMiddleware, limit=config.max_body_bytes, image_limit=config.max_image_body_bytes)
