@@ -79,11 +79,12 @@ def _hf_cache() -> Path:
     return Path(HF_HUB_CACHE)
 
 
-def check_network(timeout: float = 3.0) -> Check:
+def check_network(timeout: float = 3.0, url: str = HUB_URL) -> Check:
+    """Can the Hub be reached? ``url`` is for tests (a local server that answers, or a closed port)."""
     import urllib.request
 
     try:
-        with urllib.request.urlopen(HUB_URL, timeout=timeout) as response:  # noqa: S310 (fixed https URL)
+        with urllib.request.urlopen(url, timeout=timeout) as response:  # noqa: S310 (fixed https URL)
             return Check("Hugging Face Hub", "ok", f"reachable (HTTP {response.status})")
     except Exception as exc:  # any network failure means the same to the user
         reason = getattr(exc, "reason", exc)

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
 from gambarkan.errors import InvalidRequestError
 from gambarkan.inputs.control import ControlUnit
@@ -27,6 +27,18 @@ DEFAULTS: dict[str, Any] = {
 
 MAX_SEED = 2**32 - 1
 LIMITS = {"steps": (1, 150), "cfg": (0.0, 30.0), "size": (64, 2048), "batch_size": (1, 16), "count": (1, 100)}
+
+
+def invalid_text(value: str) -> str | None:
+    """Why ``value`` is not valid Unicode text (a lone surrogate), or None when it is."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        return (
+            f"is not valid text: character {exc.start + 1} is a lone surrogate {value[exc.start]!r} "
+            "(invalid UTF-8 input; retype it or save the text as UTF-8)"
+        )
+    return None
 
 
 def _nearest_multiple_of_8(value: int) -> int:
@@ -161,7 +173,7 @@ class GenerationRequest(BaseModel):
 
     @field_validator("width", "height")
     @classmethod
-    def _check_size(cls, value: int | None, info: Any) -> int | None:
+    def _check_size(cls, value: int | None, info: ValidationInfo) -> int | None:
         if value is None:
             return value
         lo, hi = LIMITS["size"]
@@ -234,6 +246,17 @@ class GenerationRequest(BaseModel):
         if self.mask is not None or self.mask_from_alpha or self.outpaint is not None:
             return "inpaint"
         return "img2img"
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _check_unicode(cls, value: object, info: ValidationInfo) -> object:
+        """Every text must be real Unicode: a lone surrogate (JSON ``"\\ud800"``, or invalid UTF-8
+        bytes on the command line) cannot be encoded, so history, job store and PNG writes would fail later."""
+        if isinstance(value, str):
+            text_error = invalid_text(value)
+            if text_error:
+                raise ValueError(f"{info.field_name} {text_error}")
+        return value
 
     @field_validator("prompt", "negative_prompt")
     @classmethod

@@ -217,6 +217,7 @@ def generate(prompt: str | None, from_image: str | None, lora_dirs: tuple[str, .
     for name, dirs in (("GAMBARKAN_LORA_DIRS", lora_dirs), ("GAMBARKAN_EMBEDDING_DIRS", embedding_dirs)):
         if dirs:  # read by Settings.from_env() when the engine starts, below
             os.environ[name] = os.pathsep.join([*dirs, *filter(None, [os.environ.get(name)])])
+    params: dict[str, Any] = {}
     if from_image:
         from gambarkan.outputs.png import read_parameters
         from gambarkan.outputs.reuse import fields_from_parameters, reuse_notes
@@ -239,15 +240,30 @@ def generate(prompt: str | None, from_image: str | None, lora_dirs: tuple[str, .
     fields.update(options_to_fields(options))
     if no_save:
         fields["save"] = False
+    if from_image:
+        notes += reuse_model(fields, params, from_image, options)
     request = build_request(fields, from_image, options)
     if notes and not quiet:
         console = err_console()
         for note in notes:
-            console.print(f"note: {note}", markup=False, highlight=False)
+            console.print(f"gambarkan: note: {note}", markup=False, highlight=False)
     result = run_request(request, as_json, quiet, verbose)
     if save_maps:
         for path in save_control_maps(request, result.width, result.height, save_maps):
             err_console().print(f"control map: {path}", markup=False)
+
+
+def reuse_model(fields: dict[str, Any], params: dict[str, Any], from_image: str, options: dict[str, Any]) -> list[str]:
+    """Put the model a ``--from`` image was made with into ``fields`` (unless -m/-p chose one); notes on VAE/LoRAs."""
+    from gambarkan.config import Settings
+    from gambarkan.models.recorded import find_model, reuse_notes
+    from gambarkan.outputs.reuse import recorded_model, recorded_networks
+
+    settings = Settings.from_env()
+    recorded = recorded_model(params)
+    if recorded is not None and not options.get("model") and not options.get("preset"):
+        fields.update(find_model(recorded, settings, from_image))
+    return reuse_notes(recorded, recorded_networks(params), settings)
 
 
 def build_request(fields: dict[str, Any], from_image: str | None, options: dict[str, Any]) -> Any:

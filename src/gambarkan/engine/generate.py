@@ -340,6 +340,10 @@ class Engine:
         timings: dict[str, float] = {}
         started = time.perf_counter()
         _reset_peaks(device_hint=request.device)
+        if request.save:  # a folder that cannot take the images fails now, not after sampling
+            from gambarkan.outputs.png import check_output_dir
+
+            check_output_dir(_output_dir(request, self.settings))
         plan = _resolve(request, self.settings)
         task = _task(request, plan)  # txt2img / img2img / inpaint (+ hires): pixels ready, steps checked
 

@@ -59,6 +59,10 @@ class LoadedModel:
 def classify_source(model: str) -> str:
     """``file`` for a checkpoint file, ``folder`` for a local diffusers folder, ``hub`` for a repo id."""
     path = Path(model).expanduser()
+    if path.exists() and not path.is_dir():
+        from gambarkan.paths import require_regular_file
+
+        require_regular_file(path, "model file")  # a FIFO or device is named as such, never opened
     if path.is_file():
         return "file"
     if path.is_dir():

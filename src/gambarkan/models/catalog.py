@@ -18,7 +18,7 @@ try:
 except ModuleNotFoundError:  # Python 3.10
     import tomli as tomllib  # type: ignore[no-redef]
 
-from gambarkan.errors import InvalidRequestError, UnknownModelError, did_you_mean
+from gambarkan.errors import InvalidRequestError, UnknownModelError, UnsafeFileError, did_you_mean
 from gambarkan.families import get_family
 from gambarkan.families import names as family_names
 
@@ -310,7 +310,7 @@ def add_user_package(settings: Any, name: str, source: str, *, allow_pickle: boo
     negative_prompt, style, kind, revision, license ...). A local source is checked now
     (format by bytes, SD family detected) so a bad package fails here and not at generate time.
     """
-    from gambarkan.models.safety import check_folder
+    from gambarkan.models.safety import PICKLE_HINT, check_folder
 
     name = name.strip().lower()
     if not NAME_RE.match(name):
@@ -325,14 +325,19 @@ def add_user_package(settings: Any, name: str, source: str, *, allow_pickle: boo
         overrides["sampler"] = canonical_sampler(str(overrides["sampler"]))
     path = Path(source).expanduser()
     if path.exists():
-        if path.is_dir():
-            check_folder(path, allow_pickle=allow_pickle)
-        elif path.suffix.lower() not in (".safetensors", ".gguf"):
-            from gambarkan.models.safety import check_file
+        try:
+            if path.is_dir():
+                check_folder(path, allow_pickle=allow_pickle)
+            elif path.suffix.lower() not in (".safetensors", ".gguf"):
+                from gambarkan.models.safety import check_file
 
-            check_file(path, allow_pickle=allow_pickle)  # refuses pickles with a clear message
-            raise InvalidRequestError(f"{path.name} is not a .safetensors file", "give a .safetensors file or a diffusers folder")
-        overrides.setdefault("kind", detect_kind(str(path)))
+                check_file(path, allow_pickle=allow_pickle)  # refuses pickles with a clear message
+                raise InvalidRequestError(f"{path.name} is not a .safetensors file", "give a .safetensors file or a diffusers folder")
+            overrides.setdefault("kind", detect_kind(str(path)))
+        except UnsafeFileError as exc:
+            if allow_pickle or exc.hint != PICKLE_HINT:
+                raise
+            raise UnsafeFileError(exc.message, f"{exc.hint}, or pass --allow-pickle to scan it and keep it if it is clean") from None
         source = str(path.resolve())
     elif not HUB_ID_RE.match(source):
         raise UnknownModelError(

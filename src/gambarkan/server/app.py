@@ -109,7 +109,7 @@ def create_app(
     from gambarkan.config import Settings
     from gambarkan.errors import DependencyMissingError
     from gambarkan.server import a1111, controlnet, native, openai, openai_edits
-    from gambarkan.server.auth import APIKeyMiddleware
+    from gambarkan.server.auth import APIKeyMiddleware, HostCheckMiddleware
     from gambarkan.server.errors import install_error_handlers
 
     settings = settings or Settings.from_env()
@@ -151,6 +151,8 @@ def create_app(
     # Outermost first: auth before the body limit, so unauthenticated clients learn nothing else.
     app.add_middleware(BodyLimitMiddleware, limit=config.max_body_bytes, image_limit=config.max_image_body_bytes)
     app.add_middleware(APIKeyMiddleware, keys=config.api_keys)
+    if not config.api_keys:  # no key: a DNS-rebinding page must not reach it through its own name
+        app.add_middleware(HostCheckMiddleware, allowed_hosts=config.allowed_hosts)
     if mount_ui is not None:
         try:
             mount_ui(app, state)

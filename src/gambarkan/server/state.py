@@ -29,6 +29,7 @@ class ServerConfig:
     model: str | None = None
     preset: str | None = None
     api_keys: list[str] = field(default_factory=list)
+    allowed_hosts: list[str] = field(default_factory=list)  # Host names answered without a key, beside loopback
     queue_size: int = 32
     max_width: int = LIMITS["size"][1]
     max_height: int = LIMITS["size"][1]
