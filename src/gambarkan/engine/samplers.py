@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from gambarkan.errors import InvalidRequestError, did_you_mean
+from gambarkan.errors import InvalidRequestError, close_names
 
 
 @dataclass(frozen=True)
@@ -61,9 +61,8 @@ def get_sampler(name: str) -> Sampler:
     key = " ".join(name.split()).lower()
     if key in _BY_NAME:
         return _BY_NAME[key]
-    hint = did_you_mean(name, [s.name for s in SAMPLERS])
-    hint = f"{hint} see: gambarkan samplers" if hint else "see: gambarkan samplers"
-    raise InvalidRequestError(f"unknown sampler '{name}'", hint)
+    close = close_names(name, [s.name for s in SAMPLERS])
+    raise InvalidRequestError(code="unknown_sampler", params={"name": name, "close": close})
 
 
 def make_scheduler(sampler: Sampler | str, base_config: Any) -> Any:

@@ -18,7 +18,7 @@ try:
 except ModuleNotFoundError:  # Python 3.10
     import tomli as tomllib  # type: ignore[no-redef]
 
-from gambarkan.errors import InvalidRequestError, UnknownModelError, did_you_mean
+from gambarkan.errors import InvalidRequestError, UnknownModelError, close_names
 
 CATALOG_FILE = Path(__file__).with_name("catalog.toml")
 USER_FILE_NAME = "models.toml"
@@ -219,9 +219,7 @@ def get_package(name: str, settings: Any = None) -> ModelSpec:
     key = name.strip().lower()
     if key in packages:
         return packages[key]
-    suggestion = did_you_mean(name, packages)
-    hint = f"{suggestion} see: gambarkan models list" if suggestion else "see: gambarkan models list"
-    raise UnknownModelError(f"unknown preset '{name}'", hint)
+    raise UnknownModelError(code="unknown_package", params={"name": name, "close": close_names(name, packages)})
 
 
 # --- user packages -----------------------------------------------------------------------

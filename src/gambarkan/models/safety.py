@@ -103,6 +103,7 @@ def _pickle_refusal(path: Path, fmt: str) -> UnsafeFileError:
     return UnsafeFileError(
         f"{path.name} is {kind}, which can run code when loaded; refusing to load it",
         "use a .safetensors version of the model, or pass --allow-pickle to scan it and load it if it is clean",
+        code="pickle_refused", params={"file": path.name, "format": fmt},
     )
 
 

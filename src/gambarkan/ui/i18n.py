@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from gambarkan.i18n import KINDS, has_text, kind_sentence, render
+
 LANGUAGES = {"id": "Bahasa Indonesia", "en": "English"}
 DEFAULT_LANG = "id"
 
@@ -142,29 +144,8 @@ STRINGS: dict[str, dict[str, str]] = {
     },
 }
 
-#: One sentence per GambarkanError.code: what happened and what to do, in each language.
-ERRORS: dict[str, dict[str, str]] = {
-    "invalid_request": {"id": "Ada pengaturan yang tidak bisa dipakai.", "en": "One of the settings cannot be used."},
-    "unknown_model": {"id": "Model atau paket itu tidak ditemukan. Lihat daftar di tab Model.", "en": "That model or package was not found. See the list in the Models tab."},
-    "model_load_failed": {"id": "Model tidak bisa dimuat; filenya mungkin rusak. Coba unduh ulang di tab Model.", "en": "The model could not be loaded; its files may be damaged. Try downloading it again in the Models tab."},
-    "unsafe_file": {"id": "File model ini tidak aman dibuka (format pickle). Pakai versi .safetensors.", "en": "This model file is not safe to open (pickle format). Use a .safetensors version."},
-    "network_unavailable": {"id": "Tidak bisa tersambung ke internet untuk mengunduh. Periksa koneksi, atau pilih paket yang sudah terunduh.", "en": "Could not reach the internet to download. Check the connection, or pick a package that is already downloaded."},
-    "out_of_memory": {"id": "Memori tidak cukup. Kecilkan ukuran gambar atau jumlah gambar per batch.", "en": "Not enough memory. Lower the image size or the batch size."},
-    "storage_unavailable": {"id": "Gambar tidak bisa disimpan: disk penuh atau folder tidak bisa ditulisi.", "en": "The image could not be saved: the disk is full or the folder is not writable."},
-    "dependency_missing": {"id": "Ada pustaka yang belum terpasang.", "en": "A library is not installed."},
-    "cancelled": {"id": "Dibatalkan.", "en": "Cancelled."},
-    "queue_full": {"id": "Antrean sedang penuh. Coba lagi beberapa saat lagi.", "en": "The queue is full. Try again in a moment."},
-    "shutting_down": {"id": "Server sedang dimatikan. Coba lagi setelah server menyala kembali.", "en": "The server is shutting down. Try again once it is back."},
-    "queue_unavailable": {"id": "Server tidak bisa mencatat antrean di disk, jadi permintaan Anda belum diterima. Periksa folder GAMBARKAN_HOME (mungkin disk penuh atau folder tidak bisa ditulisi).", "en": "The server cannot record its queue on disk, so the request was not accepted. Check the GAMBARKAN_HOME folder (full or not writable)."},
-    "not_found": {"id": "Data yang dicari tidak ada; mungkin sudah dihapus.", "en": "Nothing found; it may have been deleted."},
-    "history_unavailable": {"id": "Riwayat tidak bisa dibuka saat ini.", "en": "The history cannot be opened right now."},
-    "download_refused": {"id": "Unduhan itu ditolak demi keamanan.", "en": "That download was refused for safety."},
-    "invalid_path": {"id": "Jalur file itu tidak diizinkan.", "en": "That file path is not allowed."},
-    "internal_error": {
-        "id": "Terjadi kesalahan yang tidak terduga saat membuat gambar. Coba lagi; kalau terulang, jalankan `gambarkan doctor`.",
-        "en": "Something unexpected went wrong while making the image. Try again; if it happens again, run `gambarkan doctor`.",
-    },
-}
+#: One sentence per error kind (the class's code), shared with the CLI: ``gambarkan.i18n.KINDS``.
+ERRORS: dict[str, dict[str, str]] = KINDS
 
 
 def t(key: str, lang: str = DEFAULT_LANG, **values: Any) -> str:
@@ -180,12 +161,22 @@ def decimal(value: float, lang: str = DEFAULT_LANG, digits: int = 1) -> str:
     return text.replace(".", ",") if lang == "id" else text
 
 
+def _markdown_safe(text: str) -> str:
+    """``text`` for a Markdown box: commands in backticks stay code, HTML and emphasis marks stay plain."""
+    return text.replace("<", "&lt;").replace("*", "\\*")
+
+
 def explain_error(error: BaseException, lang: str = DEFAULT_LANG) -> str:
-    """A readable Markdown message for ``error``: a sentence in ``lang``, then the exact detail."""
+    """A readable Markdown message for ``error`` in ``lang``.
+
+    An error with a text in ``lang`` (by its code) is that line; an older one without it gets the
+    general sentence of its kind, then its exact (English) detail.
+    """
     from gambarkan.errors import GambarkanError
 
+    title = t("error_title", lang)
     if isinstance(error, GambarkanError):
-        entry = ERRORS.get(getattr(error, "code", ""), ERRORS["internal_error"])  # a code we do not know is our fault
-        sentence = entry.get(lang) or entry[DEFAULT_LANG]
-        return f"**{t('error_title', lang)}:** {sentence}\n\n`{error}`"
-    return f"**{t('error_title', lang)}:** {t('error_unexpected', lang, kind=type(error).__name__)}"
+        if error.code != error.kind and has_text(error, lang):
+            return f"**{title}:** {_markdown_safe(render(error, lang))}"
+        return f"**{title}:** {kind_sentence(error, lang)}\n\n{_markdown_safe(str(error))}"
+    return f"**{title}:** {t('error_unexpected', lang, kind=type(error).__name__)}"
