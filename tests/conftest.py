@@ -20,6 +20,7 @@ def isolated_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("GAMBARKAN_HOME", str(home))
     monkeypatch.delenv("GAMBARKAN_OUTPUT_DIR", raising=False)
     monkeypatch.delenv("GAMBARKAN_MODEL", raising=False)
+    monkeypatch.setenv("GAMBARKAN_LANG", "en")  # CLI messages in English whatever the machine's locale
     return home
 
 

@@ -169,7 +169,7 @@ class GenerationRequest(BaseModel):
         try:
             super().__init__(**data)
         except ValidationError as exc:
-            raise InvalidRequestError(*_explain(exc)) from None
+            raise _explain(exc) from None
 
     @field_validator("width", "height")
     @classmethod
@@ -178,10 +178,11 @@ class GenerationRequest(BaseModel):
             return value
         lo, hi = LIMITS["size"]
         if not lo <= value <= hi:
-            raise ValueError(f"{info.field_name} {value} is out of range ({lo}-{hi})")
+            raise InvalidRequestError(code="size_out_of_range", params={"field": info.field_name, "value": value, "lo": lo, "hi": hi})
         if value % 8:
-            raise ValueError(
-                f"{info.field_name} {value} is not a multiple of 8 (try {_nearest_multiple_of_8(value)})"
+            suggestion = _nearest_multiple_of_8(value)
+            raise InvalidRequestError(
+                code="size_not_multiple_of_8", params={"field": info.field_name, "value": value, "suggestion": suggestion}
             )
         return value
 
@@ -262,9 +263,9 @@ class GenerationRequest(BaseModel):
     @classmethod
     def _check_text(cls, value: str) -> str:
         if "\x00" in value:
-            raise ValueError("prompt contains a NUL character")
+            raise InvalidRequestError(code="prompt_has_nul")
         if len(value) > 20_000:
-            raise ValueError("prompt is longer than 20000 characters")
+            raise InvalidRequestError(code="prompt_too_long", params={"limit": 20_000})
         return value
 
     def merged(self, **changes: Any) -> GenerationRequest:
@@ -288,21 +289,23 @@ def _bounds(field_name: str) -> tuple[Any, Any]:
     return lo, hi
 
 
-def _explain(exc: ValidationError) -> tuple[str, str | None]:
-    """Turn pydantic's multi-line report into our one-line message and hint."""
+def _explain(exc: ValidationError) -> InvalidRequestError:
+    """Turn pydantic's multi-line report into our one-line error with its code and params."""
     err = exc.errors()[0]
     field_name = ".".join(str(p) for p in err.get("loc", ())) or "request"
     msg = str(err.get("msg", "invalid value"))
     msg = msg.removeprefix("Value error, ")
     if err.get("type") == "extra_forbidden":
-        return f"unknown option '{field_name}'", "see: gambarkan generate --help"
+        return InvalidRequestError(code="unknown_option", params={"field": field_name})
     ctx = err.get("ctx") or {}
     if "ge" in ctx or "le" in ctx:
         lo, hi = _bounds(field_name)
-        return f"{field_name} {err.get('input')!r} is out of range", f"use a value from {lo} to {hi}"
+        value = err.get("input")
+        shown = value if isinstance(value, int | float) and not isinstance(value, bool) else repr(value)
+        return InvalidRequestError(code="value_out_of_range", params={"field": field_name, "value": shown, "lo": lo, "hi": hi})
     if field_name in msg:
-        return msg, None
-    return f"invalid {field_name}: {msg}", None
+        return InvalidRequestError(msg)
+    return InvalidRequestError(code="invalid_value", params={"field": field_name, "detail": msg})
 
 
 @dataclass

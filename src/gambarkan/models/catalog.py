@@ -18,7 +18,7 @@ try:
 except ModuleNotFoundError:  # Python 3.10
     import tomli as tomllib  # type: ignore[no-redef]
 
-from gambarkan.errors import InvalidRequestError, UnknownModelError, UnsafeFileError, did_you_mean
+from gambarkan.errors import InvalidRequestError, UnknownModelError, UnsafeFileError, close_names, did_you_mean
 from gambarkan.families import get_family
 from gambarkan.families import names as family_names
 
@@ -245,9 +245,7 @@ def get_package(name: str, settings: Any = None) -> ModelSpec:
     key = name.strip().lower()
     if key in packages:
         return packages[key]
-    suggestion = did_you_mean(name, packages)
-    hint = f"{suggestion} see: gambarkan models list" if suggestion else "see: gambarkan models list"
-    raise UnknownModelError(f"unknown preset '{name}'", hint)
+    raise UnknownModelError(code="unknown_package", params={"name": name, "close": close_names(name, packages)})
 
 
 # --- user packages -----------------------------------------------------------------------

@@ -150,11 +150,11 @@ def _next_number(directory: Path) -> int:
 
 def _storage_error(exc: OSError, directory: Path) -> DiskFullError:
     if exc.errno == errno.ENOSPC:
-        return DiskFullError(f"no space left on the disk holding {directory}", "free some space or choose another --out folder")
+        return DiskFullError(code="disk_full", params={"path": str(directory)})
     if exc.errno == errno.EROFS:
-        return DiskFullError(f"cannot write to {directory} (read-only file system)", "choose a folder you can write to with --out")
+        return DiskFullError(code="folder_read_only", params={"path": str(directory)})
     if exc.errno in (errno.EACCES, errno.EPERM):
-        return DiskFullError(f"cannot write to {directory} (permission denied)", "choose a folder you can write to with --out")
+        return DiskFullError(code="folder_not_writable", params={"path": str(directory)})
     return DiskFullError(f"cannot write to {directory}: {exc.strerror or exc}", "check the folder or choose another --out")
 
 

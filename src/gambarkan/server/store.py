@@ -64,6 +64,7 @@ class StoredError(GambarkanError):
         super().__init__(str(data.get("message") or "the job failed"), None)
         self.data = data
         self.code = str(data.get("code") or "internal_error")
+        self.params = dict(data.get("params") or {})
         self.http_status = int(data.get("status") or 500)
 
     def __str__(self) -> str:
