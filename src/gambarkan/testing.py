@@ -336,6 +336,53 @@ def save_tiny_model(directory: Path | str, arch: str = "sd15", seed: int = 0) ->
     return directory
 
 
+MARIAN_CORPUS = [
+    "kucing hitam besar tidur di atas kasur", "rumah adat jawa di tengah sawah", "dua ekor kucing bermain",
+    "gadis berkebaya merah di sawah saat matahari terbenam", "pemandangan pantai saat senja",
+    "big black cat sleeping on a bed", "traditional javanese house", "two cats playing", "beach at dusk",
+    "seorang nenek sedang duduk di atas batu", "an old woman sitting on a rock", "langit malam penuh bintang",
+]
+
+
+def save_tiny_marian(root: Path | str, model_id: str = "Helsinki-NLP/opus-mt-id-en") -> Path:
+    """A random-weight MarianMT model + trained sentencepiece tokenizer, saved offline in the HF cache
+    layout under ``root/hf`` as ``model_id``; returns the snapshot folder (what ``from_pretrained`` loads)."""
+    import json
+
+    import sentencepiece as spm
+    import torch
+    from transformers import MarianConfig, MarianMTModel, MarianTokenizer
+
+    root = Path(root)
+    work = root / "work"
+    work.mkdir(parents=True, exist_ok=True)
+    spm.SentencePieceTrainer.train(
+        sentence_iterator=iter(MARIAN_CORPUS * 20), model_prefix=str(work / "sp"), vocab_size=80,
+        character_coverage=1.0, model_type="unigram", bos_id=-1, eos_id=1, unk_id=0, pad_id=-1,
+        minloglevel=2,
+    )
+    sp = spm.SentencePieceProcessor(model_file=str(work / "sp.model"))
+    vocab = {"<unk>": 0, "</s>": 1}
+    for i in range(sp.get_piece_size()):
+        vocab.setdefault(sp.id_to_piece(i), len(vocab))
+    vocab["<pad>"] = len(vocab)
+    (work / "vocab.json").write_text(json.dumps(vocab), encoding="utf-8")
+    repo = root / "hf" / ("models--" + model_id.replace("/", "--"))
+    snap = repo / "snapshots" / ("0" * 40)
+    tok = MarianTokenizer(str(work / "sp.model"), str(work / "sp.model"), str(work / "vocab.json"), source_lang="id", target_lang="en")
+    tok.save_pretrained(snap)
+    config = MarianConfig(
+        vocab_size=len(vocab), d_model=16, encoder_layers=1, decoder_layers=1, encoder_attention_heads=2,
+        decoder_attention_heads=2, encoder_ffn_dim=32, decoder_ffn_dim=32, max_position_embeddings=128,
+        pad_token_id=vocab["<pad>"], eos_token_id=vocab["</s>"], decoder_start_token_id=vocab["<pad>"],
+        forced_eos_token_id=vocab["</s>"],
+    )
+    torch.manual_seed(0)
+    MarianMTModel(config).save_pretrained(snap)
+    (repo / "refs").mkdir(parents=True, exist_ok=True)
+    (repo / "refs" / "main").write_text("0" * 40)
+    return snap
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m gambarkan.testing", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
