@@ -28,6 +28,7 @@ LAZY_COMMANDS: dict[str, str] = {
     "history": "gambarkan.cli.history:history",
     "again": "gambarkan.cli.history:again",
     "loras": "gambarkan.cli.loras:loras",
+    "batch": "gambarkan.cli.batch:batch",
 }
 
 _NO_ARGS_IS_HELP = getattr(click.exceptions, "NoArgsIsHelpError", ())

@@ -1,0 +1,1 @@
+"""Inputs that become requests: batch rows (and images, decoded once)."""
