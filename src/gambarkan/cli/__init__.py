@@ -29,6 +29,7 @@ LAZY_COMMANDS: dict[str, str] = {
     "again": "gambarkan.cli.history:again",
     "loras": "gambarkan.cli.loras:loras",
     "batch": "gambarkan.cli.batch:batch",
+    "grid": "gambarkan.cli.grid:grid",
 }
 
 _NO_ARGS_IS_HELP = getattr(click.exceptions, "NoArgsIsHelpError", ())
