@@ -78,3 +78,73 @@ def test_unreachable_address_fails_fast() -> None:
     with pytest.raises(NetworkError, match=f"cannot reach the Ray cluster at 127.0.0.1:{port}"):
         check_reachable(f"127.0.0.1:{port}")
     assert time.monotonic() - started < 6
+
+
+def _start_uvicorn(app):
+    import threading
+
+    import uvicorn
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", timeout_graceful_shutdown=5))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 60
+    while not server.started:
+        assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
+        time.sleep(0.05)
+    return server, thread, port
+
+
+def test_serve_two_replicas_answer_concurrent_openai_and_a1111(ray_cluster, tiny_sd15_dir: Path) -> None:
+    import base64
+    import io
+    from concurrent.futures import ThreadPoolExecutor
+
+    import openai
+    import webuiapi
+    from ray import serve
+
+    from gambarkan.config import Settings
+    from gambarkan.engine.generate import Engine
+    from gambarkan.outputs.png import parse_parameters
+    from gambarkan.outputs.reuse import fields_from_parameters
+    from gambarkan.scale.ray import RemoteEngine, deploy_engines
+    from gambarkan.server.app import create_app
+    from gambarkan.server.state import ServerConfig
+
+    key = "ray-test-key"
+    handle = deploy_engines(2, cpus_per_replica=0.5)
+    settings = Settings.from_env()
+    app = create_app(settings, engines=[RemoteEngine(handle, settings) for _ in range(2)],
+                     config=ServerConfig(model=str(tiny_sd15_dir), api_keys=[key], max_steps=50))  # fmt: skip
+    server, thread, port = _start_uvicorn(app)
+    engine = Engine(history=False)  # the local reference run
+    try:
+        def by_openai(seed: int) -> Image.Image:
+            client = openai.OpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key=key, max_retries=0, timeout=300)
+            response = client.images.generate(prompt=f"kucing {seed}", size="64x64", response_format="b64_json", extra_body={"steps": 2, "seed": seed})
+            return Image.open(io.BytesIO(base64.b64decode(response.data[0].b64_json)))
+
+        def by_a1111(seed: int) -> Image.Image:
+            api = webuiapi.WebUIApi(host="127.0.0.1", port=port, steps=2, username="me", password=key)
+            return api.txt2img(prompt=f"rumah {seed}", seed=seed, width=64, height=64).image
+
+        with ThreadPoolExecutor(4) as pool:
+            futures = [pool.submit(by_openai, 1), pool.submit(by_a1111, 2), pool.submit(by_openai, 3), pool.submit(by_a1111, 4)]
+            images = [f.result(timeout=600) for f in futures]
+        for seed, image in zip([1, 2, 3, 4], images):
+            params = parse_parameters(image.info["parameters"])
+            assert params["Seed"] == seed and params["prompt"].endswith(str(seed))
+            fields = fields_from_parameters(params)
+            fields.pop("preset", None)
+            local = engine.generate(GenerationRequest(**fields, model=str(tiny_sd15_dir), save=False))
+            assert np.array_equal(np.asarray(image.convert("RGB")), np.asarray(local.images[0].image))  # the right picture
+        with History.open(settings) as history:  # history lives with the ingress
+            assert sorted(r["seed"] for r in history.search(limit=10)) == [1, 2, 3, 4]
+    finally:
+        server.should_exit = True
+        thread.join(30)
+        serve.shutdown()

@@ -73,40 +73,46 @@ def connect(address: str | None = "auto", **init_kwargs: Any) -> Any:
     return ray
 
 
+def make_row(engine: Any, text: str) -> str:
+    """Run one request (JSON) on ``engine`` without saving; JSON of its result with PNG bytes, or its error."""
+    from gambarkan.outputs.png import encode_png
+    from gambarkan.request import GenerationRequest
+    from gambarkan.scale.runner import _error_text
+
+    try:
+        request = GenerationRequest(**json.loads(text)).merged(save=False)
+        result = engine.generate(request)
+    except Exception as exc:  # noqa: BLE001 - one row's failure is reported, the worker goes on
+        from gambarkan.errors import GambarkanError
+
+        return json.dumps({"error": _error_text(exc), "code": getattr(exc, "code", None) if isinstance(exc, GambarkanError) else None})
+    data = result.to_dict()
+    data["images"] = [
+        {"seed": i.seed, "parameters": i.parameters, "png": base64.b64encode(encode_png(i.image, i.parameters)).decode("ascii")}
+        for i in result.images
+    ]
+    return json.dumps(data)
+
+
+def _engine(surface: str) -> Any:
+    from gambarkan.cli.common import quiet_libraries
+    from gambarkan.engine.generate import Engine
+
+    quiet_libraries()
+    return Engine(surface=surface, history=False)  # the driver / ingress keeps the history
+
+
 class EngineWorker:
     """A Ray Data actor: one Engine; makes each row's images and returns them as PNG bytes."""
 
     def __init__(self) -> None:
-        from gambarkan.cli.common import quiet_libraries
-        from gambarkan.engine.generate import Engine
-
-        quiet_libraries()
-        self.engine = Engine(surface="ray", history=False)  # the driver keeps the history
+        self.engine = _engine("ray")
 
     def __call__(self, batch: dict[str, Any]) -> dict[str, list[str]]:
-        from gambarkan.outputs.png import encode_png
-        from gambarkan.request import GenerationRequest
-        from gambarkan.scale.runner import _error_text
-
-        keys, outputs = [], []
-        for key, text in zip(batch["key"], batch["request"]):
-            keys.append(str(key))
-            try:
-                request = GenerationRequest(**json.loads(str(text))).merged(save=False)
-                result = self.engine.generate(request)
-            except Exception as exc:  # noqa: BLE001 - one row's failure is reported, the actor goes on
-                outputs.append(json.dumps({"error": _error_text(exc)}))
-                continue
-            data = result.to_dict()
-            data["images"] = [
-                {"seed": i.seed, "parameters": i.parameters, "png": base64.b64encode(encode_png(i.image, i.parameters)).decode("ascii")}
-                for i in result.images
-            ]
-            outputs.append(json.dumps(data))
-        return {"key": keys, "output": outputs}
+        return {"key": [str(k) for k in batch["key"]], "output": [make_row(self.engine, str(t)) for t in batch["request"]]}
 
 
-def _result_from(data: dict[str, Any], request: Any) -> Any:
+def _result_from(data: dict[str, Any], request: Any, settings: Any, on_image: Any = None) -> Any:
     """Save a worker's images where the row asked and rebuild its GenerationResult (driver side)."""
     import io
 
@@ -115,15 +121,15 @@ def _result_from(data: dict[str, Any], request: Any) -> Any:
     from gambarkan.engine.generate import _output_dir
     from gambarkan.outputs.png import save_png
     from gambarkan.request import GeneratedImage, GenerationResult
-    from gambarkan.config import Settings
 
-    settings = Settings.from_env()
     folder = _output_dir(request, settings) if request.save else None
     images = []
     for index, item in enumerate(data.pop("images")):
         image = Image.open(io.BytesIO(base64.b64decode(item["png"])))
         image.load()
         path = save_png(image, folder, item["seed"], item["parameters"]) if folder is not None else None
+        if on_image is not None:
+            on_image(path, item["seed"])
         images.append(GeneratedImage(image, item["seed"], index, path, item["parameters"]))
     fields = {k: v for k, v in data.items() if k in GenerationResult.__dataclass_fields__ and k != "images"}
     return GenerationResult(images=images, **fields)
@@ -162,8 +168,98 @@ def run_jobs_on_ray(jobs: list[Any], *, manifest: Any, address: str | None = "au
             manifest.append(failed_entry(job, data["error"]))
             yield RowResult(job.key, job.line, "failed", job.request, error=data["error"])
             continue
-        result = _result_from(data, job.request)
+        result = _result_from(data, job.request, settings)
         record_finish(settings, None, job.request, result, surface="batch")
         entry = done_entry(job, result)
         manifest.append(entry)
         yield RowResult(job.key, job.line, "done", job.request, result, images=entry["images"], seeds=entry["seeds"])
+
+
+# -- Ray Serve: the engine as replicas behind the same FastAPI app ------------------------------
+
+
+class EngineReplica:
+    """A Ray Serve replica: one Engine (one model load per replica), one request at a time."""
+
+    def __init__(self) -> None:
+        self.engine = _engine("server")
+
+    def generate(self, text: str) -> str:
+        return make_row(self.engine, text)
+
+
+def deploy_engines(replicas: int, gpus_per_replica: float | None = None, cpus_per_replica: float = 1.0) -> Any:
+    """Start ``replicas`` EngineReplica copies on Serve (no HTTP route of their own); returns the handle."""
+    from ray import serve
+
+    ray = import_ray()
+    if gpus_per_replica is None:
+        gpus_per_replica = 1.0 if ray.cluster_resources().get("GPU", 0) else 0.0
+    deployment = serve.deployment(EngineReplica, name="gambarkan-engine", max_ongoing_requests=1).options(
+        num_replicas=replicas, ray_actor_options={"num_cpus": cpus_per_replica, "num_gpus": gpus_per_replica}
+    )
+    return serve.run(deployment.bind(), name="gambarkan-engine", route_prefix=None)
+
+
+class RemoteEngine:
+    """Stands where the server's Engine stands: the job queue calls ``generate``; a Serve replica runs it.
+
+    History rows and PNG files are written here, at the ingress (one SQLite writer); the replica
+    only makes pixels. A replica that dies mid-request is retried on another one (``retries``).
+    Cancel is checked while waiting; step progress is not forwarded from the replica.
+    """
+
+    def __init__(self, handle: Any, settings: Any = None, surface: str = "server", retries: int = 2) -> None:
+        from gambarkan.config import Settings
+
+        self.handle = handle
+        self.settings = settings or Settings.from_env()
+        self.surface = surface
+        self.history = True
+        self.retries = retries
+
+    def generate(self, request: Any, *, on_progress: Any = None, cancel: Any = None, preview_every: int = 0, surface: str | None = None) -> Any:
+        from gambarkan.engine.generate import _output_dir
+        from gambarkan.outputs.history import record_finish, record_image, record_start
+
+        surface = surface or self.surface
+        run_id = record_start(self.settings, request, surface=surface, out_dir=_output_dir(request, self.settings) if request.save else None)
+        try:
+            data = self._call(json.dumps(request.model_dump(mode="json")), cancel)
+            if "error" in data:
+                raise _remote_error(data)
+            result = _result_from(data, request, self.settings, lambda path, seed: record_image(self.settings, run_id, path, seed))
+        except BaseException as exc:
+            record_finish(self.settings, run_id, request, None, exc, surface=surface)
+            raise
+        record_finish(self.settings, run_id, request, result, surface=surface)
+        return result
+
+    def _call(self, text: str, cancel: Any) -> dict[str, Any]:
+        from gambarkan.errors import CancelledError
+
+        for attempt in range(self.retries + 1):
+            response = self.handle.generate.remote(text)
+            while True:
+                if cancel is not None and cancel.is_set():
+                    response.cancel()
+                    raise CancelledError("generation cancelled", "the replica stops the request")
+                try:
+                    return json.loads(response.result(timeout_s=0.5))
+                except TimeoutError:
+                    continue
+                except Exception as exc:  # noqa: BLE001 - a replica died: Serve starts another, we ask again
+                    if attempt >= self.retries or not type(exc).__module__.startswith("ray"):
+                        raise
+                    break
+        raise AssertionError("unreachable")
+
+
+def _remote_error(data: dict[str, Any]) -> GambarkanError:
+    """The replica's error as the same GambarkanError class, so the server answers with the same status."""
+    from gambarkan import errors
+
+    for cls in (getattr(errors, name) for name in dir(errors)):
+        if isinstance(cls, type) and issubclass(cls, GambarkanError) and cls.code == data.get("code"):
+            return cls(data["error"])
+    return GambarkanError(data["error"])
