@@ -69,7 +69,7 @@ def connect(address: str | None = "auto", **init_kwargs: Any) -> Any:
         ray.init(address=target, log_to_driver=False, **init_kwargs)
     else:
         env = {k: v for k, v in os.environ.items() if k.startswith(("GAMBARKAN_", "HF_")) or k == "PYTHONPATH"}
-        ray.init(log_to_driver=False, runtime_env={"env_vars": env}, **init_kwargs)
+        ray.init(log_to_driver=False, include_dashboard=False, runtime_env={"env_vars": env}, **init_kwargs)
     return ray
 
 
@@ -100,6 +100,18 @@ def _engine(surface: str) -> Any:
 
     quiet_libraries()
     return Engine(surface=surface, history=False)  # the driver / ingress keeps the history
+
+
+def _quiet_ray_data(ray: Any) -> None:
+    """Our progress and summary are the user's; Ray Data's own bars and INFO lines are noise on the terminal."""
+    import logging
+
+    context = ray.data.DataContext.get_current()
+    context.enable_progress_bars = False
+    if hasattr(context, "print_on_execution_start"):
+        context.print_on_execution_start = False
+    for name in ("ray", "ray.data"):
+        logging.getLogger(name).setLevel(logging.WARNING)
 
 
 class EngineWorker:
@@ -157,9 +169,10 @@ def run_jobs_on_ray(jobs: list[Any], *, manifest: Any, address: str | None = "au
         fits = ray.cluster_resources().get("GPU", 0) / gpus_per_worker if gpus_per_worker else ray.cluster_resources().get("CPU", 1)
         workers = max(1, min(len(runnable), int(fits)))
     by_key = {j.key: j for j in runnable}
+    _quiet_ray_data(ray)
     dataset = ray.data.from_items([{"key": j.key, "request": json.dumps(j.request.model_dump(mode="json"))} for j in runnable])
-    mapped = dataset.map_batches(EngineWorker, batch_size=1, concurrency=workers, num_cpus=1, num_gpus=gpus_per_worker,
-                                 max_restarts=3, max_task_retries=3)  # fmt: skip
+    # Ray Data restarts a dead actor and retries its task by default (max_restarts/max_task_retries -1).
+    mapped = dataset.map_batches(EngineWorker, batch_size=1, compute=ray.data.ActorPoolStrategy(size=workers), num_cpus=1, num_gpus=gpus_per_worker)
     settings = Settings.from_env()
     for row in mapped.iter_rows():
         job = by_key[row["key"]]
