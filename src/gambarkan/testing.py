@@ -415,5 +415,43 @@ def save_tiny_single_file(path: Path | str, seed: int = 0, config_dir: Path | st
     return path
 
 
+def tiny_upscaler_state(scale: int = 4, num_block: int = 1, num_feat: int = 8, num_grow: int = 4, seed: int = 0) -> dict[str, Any]:
+    """A tiny ESRGAN (RRDBNet) state dict in Real-ESRGAN's key layout, which spandrel detects.
+
+    The weights are small and random but the final conv is biased towards the identity of a
+    nearest-neighbour upscale's mean colour, so outputs are images, not noise at full range.
+    """
+    import torch
+
+    generator = torch.Generator().manual_seed(seed)
+
+    def conv(out_ch: int, in_ch: int) -> dict[str, Any]:
+        return {"weight": torch.randn(out_ch, in_ch, 3, 3, generator=generator) * 0.02, "bias": torch.zeros(out_ch)}
+
+    in_ch = {4: 3, 2: 12, 1: 48}[scale]
+    layers: dict[str, dict[str, Any]] = {"conv_first": conv(num_feat, in_ch)}
+    for b in range(num_block):
+        for r in (1, 2, 3):
+            for i in range(5):
+                layers[f"body.{b}.rdb{r}.conv{i + 1}"] = conv(num_feat if i == 4 else num_grow, num_feat + i * num_grow)
+    layers["conv_body"] = conv(num_feat, num_feat)
+    layers["conv_up1"] = conv(num_feat, num_feat)
+    layers["conv_up2"] = conv(num_feat, num_feat)
+    layers["conv_hr"] = conv(num_feat, num_feat)
+    layers["conv_last"] = conv(3, num_feat)
+    layers["conv_last"]["bias"] = torch.full((3,), 0.5)
+    return {f"{name}.{kind}": tensor for name, parts in layers.items() for kind, tensor in parts.items()}
+
+
+def save_tiny_upscaler(path: Path | str, scale: int = 4, seed: int = 0) -> Path:
+    """Write a tiny 4x ESRGAN upscaler as ``.safetensors`` (for tests of ``gambarkan upscale``)."""
+    from safetensors.torch import save_file
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_file({k: v.contiguous() for k, v in tiny_upscaler_state(scale, seed=seed).items()}, str(path))
+    return path
+
+
 if __name__ == "__main__":
     raise SystemExit(main())

@@ -138,6 +138,27 @@ def _record(result: GenerationResult | None, request: GenerationRequest, error: 
     record_finish(settings, run_id, request, result, error, surface=surface)
 
 
+def _task(request: GenerationRequest, plan: Plan) -> Any:
+    """What the request asks of the pipeline (engine.tasks): working size, images, masks, hires."""
+    from gambarkan.engine.tasks import prepare
+
+    return prepare(request, plan)
+
+
+def _task_pipeline(loaded: Any, kind: str) -> Any:
+    """The loaded pipeline itself (txt2img) or one derived from it with ``from_pipe``."""
+    from gambarkan.engine.tasks import pipeline_for
+
+    return pipeline_for(loaded, kind)
+
+
+def _run_task(task: Any, loaded: Any, pipe: Any, kwargs: dict[str, Any], on_step_end: Callable, new_scheduler: Callable[[], Any]) -> list[Any]:
+    """The pipeline call(s) of one batch; returns its finished images (overlay applied)."""
+    from gambarkan.engine.tasks import run
+
+    return run(task, loaded, pipe, kwargs, on_step_end, new_scheduler)
+
+
 def _latent_preview(latents: Any, arch: str, scale: int = 8) -> Any:
     """A cheap RGB approximation of SD latents (A1111's "Approx cheap"), no VAE call."""
     import torch
@@ -277,6 +298,7 @@ class Engine:
         _reset_peaks(device_hint=request.device)
         plan = _resolve(request, self.settings)
         plan.extra.update(fields or {})  # e.g. the variations' Template
+        task = _task(request, plan)  # txt2img / img2img / inpaint (+ hires): pixels ready, steps checked
 
         t = time.perf_counter()
         translation = _prompts(request, plan, self.settings)
@@ -286,16 +308,18 @@ class Engine:
         dtype = pick_dtype(device, request.dtype)
         t = time.perf_counter()
         loaded, cached = self.load(plan, device, dtype, request.offline or self.settings.offline)
-        memory_plan = choose_memory_mode(request.memory, device, loaded.arch, plan.width, plan.height, batch=request.batch_size)
+        memory_plan = choose_memory_mode(request.memory, device, loaded.arch, *task.memory_size, batch=request.batch_size)
         self.place(loaded, memory_plan)
         timings["load"] = 0.0 if cached else time.perf_counter() - t
         pipe = loaded.pipe
-        notes = list(translation.notes)
+        notes = list(translation.notes) + task.notes
 
         plan.extra.update(_networks(pipe, translation.prompt, translation.negative_prompt, self.settings))
         opt = _optimize(pipe, request, loaded, device, dtype, plan, self.settings)  # after LoRAs: fused QKV must see them
         if opt.metadata:
             plan.extra["Optimizations"] = opt.metadata  # only techniques that change the output
+        plan.extra.update(task.metadata)
+        task_pipe = _task_pipeline(loaded, task.kind)  # the loaded modules, shared (from_pipe)
         seed = request.seed if request.seed >= 0 else random.randint(0, 2**32 - 1 - request.batch_size * request.count)
         out_dir = _output_dir(request, self.settings) if request.save else None
         images: list[GeneratedImage] = []
@@ -303,7 +327,7 @@ class Engine:
         timings["sample"] = 0.0
         timings["save"] = 0.0
         for batch_index in range(request.count):
-            pipe.scheduler = make_scheduler(plan.sampler, loaded.scheduler_config)
+            task_pipe.scheduler = make_scheduler(plan.sampler, loaded.scheduler_config)
             t = time.perf_counter()
             cond_kwargs, step_hook = _conditioning(pipe, translation.prompt, translation.negative_prompt, plan.clip_skip, plan.steps, plan.cfg)
             timings["encode"] = timings.get("encode", 0.0) + time.perf_counter() - t
@@ -324,41 +348,32 @@ class Engine:
                     preview = None
                     if preview_every and (step + 1) % preview_every == 0 and "latents" in kwargs:
                         preview = _preview(p, opt, kwargs["latents"], loaded.arch)
-                    on_progress(Progress(_b, request.count, step + 1, plan.steps, len(images), total, preview))
+                    on_progress(Progress(_b, request.count, step + 1, task.steps_total, len(images), total, preview))
                 return kwargs
 
             t = time.perf_counter()
             scope = opt.scope(pipe, device)  # bf16 autocast when on; stage timings and peak memory
 
-            def run_batch(_memory: Any, _cond: dict[str, Any] = cond_kwargs, _gens: list[Any] = generators, _cb: Callable = on_step_end) -> Any:
-                return pipe(
-                    **_cond,
-                    width=plan.width,
-                    height=plan.height,
-                    num_inference_steps=plan.steps,
-                    guidance_scale=plan.cfg,
-                    num_images_per_prompt=request.batch_size,
-                    generator=_gens,
-                    callback_on_step_end=_cb,
-                    callback_on_step_end_tensor_inputs=["latents"],
-                )
+            def run_batch(_memory: Any, _cond: dict[str, Any] = cond_kwargs, _gens: list[Any] = generators, _cb: Callable = on_step_end) -> list[Any]:
+                common = dict(_cond, num_inference_steps=plan.steps, guidance_scale=plan.cfg, num_images_per_prompt=request.batch_size, generator=_gens)
+                return _run_task(task, loaded, task_pipe, common, _cb, lambda: make_scheduler(plan.sampler, loaded.scheduler_config))
 
             try:
                 # Out of memory: free it, step down one memory mode and retry once (then a clear error).
                 output = run_with_oom_retry(run_batch, loaded.extras["memory_plan"], lambda mp: self.place(loaded, mp), notes.append)
             finally:
-                pipe._interrupt = False
+                task_pipe._interrupt = False
                 scope.close(timings)
             timings["sample"] += time.perf_counter() - t
             if cancel is not None and cancel.is_set():
                 # The unfinished image is never saved (a partial image must not pass for a finished one).
                 raise CancelledError(
-                    f"generation cancelled after step {steps_run[0]} of {plan.steps} of image {len(images) + 1}",
+                    f"generation cancelled after step {steps_run[0]} of {task.steps_total} of image {len(images) + 1}",
                     f"{len(images)} of {total} images were finished",
                 )
 
             t = time.perf_counter()
-            for i, (image, image_seed) in enumerate(zip(output.images, batch_seeds)):
+            for i, (image, image_seed) in enumerate(zip(output, batch_seeds)):
                 fields = metadata_fields(plan, loaded.name, loaded.hash, image_seed, translation, plan.extra)
                 parameters = format_parameters(translation.prompt, translation.negative_prompt, fields)
                 path = save_png(image, out_dir, image_seed, parameters) if out_dir is not None else None

@@ -1,1 +1,1 @@
-"""Inputs that become requests: batch rows (and images, decoded once)."""
+"""Request inputs that need decoding and checking once: images (init, mask) and batch rows."""

@@ -170,7 +170,7 @@ def run_jobs_on_ray(jobs: list[Any], *, manifest: Any, address: str | None = "au
         workers = max(1, min(len(runnable), int(fits)))
     by_key = {j.key: j for j in runnable}
     _quiet_ray_data(ray)
-    dataset = ray.data.from_items([{"key": j.key, "request": json.dumps(j.request.model_dump(mode="json"))} for j in runnable])
+    dataset = ray.data.from_items([{"key": j.key, "request": json.dumps(j.request.model_dump(mode="json", context={"pixels": True}))} for j in runnable])
     # Ray Data restarts a dead actor and retries its task by default (max_restarts/max_task_retries -1).
     mapped = dataset.map_batches(EngineWorker, batch_size=1, compute=ray.data.ActorPoolStrategy(size=workers), num_cpus=1, num_gpus=gpus_per_worker)
     settings = Settings.from_env()
@@ -238,7 +238,7 @@ class RemoteEngine:
         surface = surface or self.surface
         run_id = record_start(self.settings, request, surface=surface, out_dir=_output_dir(request, self.settings) if request.save else None)
         try:
-            data = self._call(json.dumps(request.model_dump(mode="json")), cancel)
+            data = self._call(json.dumps(request.model_dump(mode="json", context={"pixels": True})), cancel)
             if "error" in data:
                 raise _remote_error(data)
             result = _result_from(data, request, self.settings, lambda path, seed: record_image(self.settings, run_id, path, seed))
