@@ -90,10 +90,10 @@ def _run_and_kill(cmd: list[str], env: dict[str, str]) -> tuple[int, str]:
 
 
 @pytest.mark.skipif(sys.platform != "linux", reason="SIGKILL is POSIX")
-@pytest.mark.parametrize(("point", "kept", "orphans"), [pytest.param("sample:7", 3, 0, marks=pytest.mark.slow), ("write:3", 2, 1)],
+@pytest.mark.parametrize(("point", "kept", "adopted"), [pytest.param("sample:7", 3, 0, marks=pytest.mark.slow), ("write:3", 2, 1)],
                          ids=["inside-row-4", "after-png-3"])
 def test_sigkill_then_rerun_finishes_the_rest_without_duplicates(cli, tiny_sd15_dir: Path, tmp_path: Path, isolated_home: Path,
-                                                                 point: str, kept: int, orphans: int) -> None:  # fmt: skip
+                                                                 point: str, kept: int, adopted: int) -> None:  # fmt: skip
     source = tmp_path / "rows.jsonl"
     source.write_text("".join(json.dumps({"prompt": f"baris {i}", "seed": 100 + i}) + "\n" for i in range(5)), encoding="utf-8")
     out = tmp_path / "out"
@@ -102,19 +102,22 @@ def test_sigkill_then_rerun_finishes_the_rest_without_duplicates(cli, tiny_sd15_
     assert code == -signal.SIGKILL, stderr[-2000:]
     before = _manifest(out)
     assert len(before) == kept and all(Path(p).is_file() for e in before for p in e["images"])
-    assert len(_pngs(out)) == kept + orphans  # the cut row's PNG (if any) is whole but not in the manifest
+    cut = _pngs(out)
+    assert len(cut) == kept + adopted  # after-png-3: row 3's PNG is whole, its manifest line not yet written
 
     proc = cli("batch", str(source), "-m", str(tiny_sd15_dir), *COMMON, "-o", str(out))
     assert proc.returncode == 0, proc.stderr
-    assert f"{5 - kept} done, {kept} already done, 0 failed" in proc.stderr
+    assert f"{5 - kept - adopted} done, {kept + adopted} already done, 0 failed" in proc.stderr
     after = _manifest(out)
     assert after[:kept] == before  # finished rows untouched (append-only)
     assert sorted(e["key"] for e in after) == sorted({e["key"] for e in after}) and len(after) == 5
     assert sorted(e["seeds"][0] for e in after) == [100, 101, 102, 103, 104]
-    assert len(_pngs(out)) == 5 + orphans
+    pngs = _pngs(out)
+    assert len(pngs) == 5 and set(cut) <= set(pngs)  # the cut row's PNG was adopted, not made again
+    assert sorted(Path(p) for e in after for p in e["images"]) == pngs
     with History.open() as history:
         runs = history.search(limit=50)
-    assert sum(r["status"] == "done" for r in runs) == 5 and sum(r["status"] == "interrupted" for r in runs) == 1
+    assert sum(r["status"] == "done" for r in runs) == 5 and sum(r["status"] == "interrupted" for r in runs) == 1 - adopted
 
 
 def test_bad_inputs_are_one_line_exit_2(cli, tmp_path: Path) -> None:

@@ -86,6 +86,7 @@ def batch(source: str, fmt: str, dry_run: bool, ray_address: str | None, workers
       gambarkan batch rows.jsonl --seed 42
       cat prompts.txt | gambarkan batch - --preset anime
     """
+    from gambarkan.config import Settings
     from gambarkan.inputs.batch import read_rows
     from gambarkan.outputs.manifest import Manifest
     from gambarkan.scale.runner import make_jobs, split_done
@@ -95,7 +96,7 @@ def batch(source: str, fmt: str, dry_run: bool, ray_address: str | None, workers
     rows = read_rows(source, fmt=fmt, defaults=defaults)
     jobs = make_jobs(rows)
     manifest = Manifest.in_folder(folder)
-    skipped, pending = split_done(jobs, manifest)
+    skipped, pending = split_done(jobs, manifest, None if dry_run else Settings.from_env())  # adopts rows a killed run had finished
     invalid = [j for j in pending if j.request is None]
     console = err_console()
     for job in invalid:

@@ -154,7 +154,7 @@ def run_jobs_on_ray(jobs: list[Any], *, manifest: Any, address: str | None = "au
     from gambarkan.config import Settings
     from gambarkan.scale.runner import RowResult, done_entry, failed_entry, split_done
 
-    skipped, pending = split_done(jobs, manifest)
+    skipped, pending = split_done(jobs, manifest, Settings.from_env())
     yield from skipped
     runnable = [j for j in pending if j.request is not None]
     for job in pending:

@@ -96,18 +96,52 @@ def failed_entry(job: Job, error: str) -> dict[str, Any]:
     return {"key": job.key, "line": job.line, "status": "failed", "error": error}
 
 
-def split_done(jobs: list[Job], manifest: Manifest | None) -> tuple[list[RowResult], list[Job]]:
-    """(rows already done, rows still to run); invalid rows go to the second list, to be reported."""
+def split_done(jobs: list[Job], manifest: Manifest | None, settings: Any = None) -> tuple[list[RowResult], list[Job]]:
+    """(rows already done, rows still to run); invalid rows go to the second list, to be reported.
+
+    With ``settings`` (and a manifest), a row that a killed run had made completely (all its
+    PNGs saved, history row interrupted before the manifest line) is adopted, not made again.
+    """
     done = manifest.done() if manifest else {}
     skipped: list[RowResult] = []
     pending: list[Job] = []
     for job in jobs:
         entry = done.get(job.key)
+        if entry is None and job.request is not None and manifest is not None and settings is not None:
+            entry = _adopt(job, manifest, settings, done)
         if entry is not None and job.request is not None:
             skipped.append(RowResult(job.key, job.line, "skipped", job.request, images=list(entry.get("images", [])), seeds=list(entry.get("seeds", []))))
         else:
             pending.append(job)
     return skipped, pending
+
+
+def _adopt(job: Job, manifest: Manifest, settings: Any, done: dict[str, dict[str, Any]]) -> dict[str, Any] | None:
+    """The manifest line for ``job`` made from an interrupted history run with all its images, or None."""
+    import sqlite3
+
+    from gambarkan.errors import GambarkanError
+    from gambarkan.outputs.history import History
+
+    assert job.request is not None
+    claimed = {p for e in done.values() for p in e.get("images", [])}
+    try:
+        with History.open(settings) as history:
+            history.reap()
+            for run in history.interrupted_runs(job.request):
+                paths = [str(p) for p in run.get("paths") or []]
+                if len(paths) != job.images or any(p in claimed or not Path(p).is_file() for p in paths):
+                    continue
+                entry = {"key": job.key, "line": job.line, "status": "done", "hash": job.key.rsplit("-", 1)[0], "seeds": run.get("seeds") or [],
+                         "images": paths, "prompt": run.get("prompt") or job.request.prompt, "request": job.request.model_dump(mode="json"),
+                         "adopted_from": run["id"]}  # fmt: skip
+                manifest.append(entry)
+                history.mark_done(run["id"])
+                done[job.key] = entry
+                return entry
+    except (GambarkanError, sqlite3.Error, OSError):
+        return None  # no history to adopt from: the row is simply made again
+    return None
 
 
 def _error_text(exc: BaseException) -> str:
@@ -124,7 +158,7 @@ def run_jobs(jobs: list[Job], *, manifest: Manifest | None, engine: Any, on_prog
 
     A failing row is recorded (manifest ``failed`` line) and the next one runs; Ctrl-C stops.
     """
-    skipped, pending = split_done(jobs, manifest)
+    skipped, pending = split_done(jobs, manifest, getattr(engine, "settings", None))
     yield from skipped
     for job in pending:
         if job.request is None:
