@@ -5,6 +5,7 @@ One Ray instance (``ray.init(num_cpus=2)``) is shared by the module; keep these 
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import sys
@@ -148,3 +149,49 @@ def test_serve_two_replicas_answer_concurrent_openai_and_a1111(ray_cluster, tiny
         server.should_exit = True
         thread.join(30)
         serve.shutdown()
+
+
+class _Response:
+    def __init__(self, outcome) -> None:
+        self.outcome = outcome
+        self.cancelled = False
+
+    def result(self, timeout_s: float | None = None) -> str:
+        if isinstance(self.outcome, BaseException):
+            raise self.outcome
+        return self.outcome
+
+    def cancel(self) -> None:
+        self.cancelled = True
+
+
+class _Handle:
+    """Stands for a Serve DeploymentHandle: answers ``generate.remote`` with queued outcomes."""
+
+    def __init__(self, outcomes: list) -> None:
+        self.outcomes = outcomes
+        self.calls = 0
+        self.generate = self
+
+    def remote(self, text: str) -> _Response:
+        self.calls += 1
+        return _Response(self.outcomes.pop(0))
+
+
+def test_a_replica_that_dies_is_retried_and_replica_errors_keep_their_class(isolated_home: Path) -> None:
+    from ray.exceptions import ActorDiedError
+
+    from gambarkan.errors import InvalidRequestError
+    from gambarkan.scale.ray import RemoteEngine
+
+    handle = _Handle([ActorDiedError(), json.dumps({"error": "steps 999 is out of range", "code": "invalid_request"})])
+    with pytest.raises(InvalidRequestError, match="steps 999"):
+        RemoteEngine(handle).generate(GenerationRequest(prompt="kucing", seed=1))
+    assert handle.calls == 2  # the dead replica's request was asked again
+    with History.open() as history:  # recorded at the ingress, as failed
+        (row,) = history.search(limit=5)
+    assert row["status"] == "failed" and "steps 999" in row["error"]
+    dead = _Handle([ActorDiedError(), ActorDiedError(), ActorDiedError()])
+    with pytest.raises(ActorDiedError):
+        RemoteEngine(dead, retries=2).generate(GenerationRequest(prompt="kucing", seed=1))
+    assert dead.calls == 3

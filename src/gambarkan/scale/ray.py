@@ -272,7 +272,6 @@ def _remote_error(data: dict[str, Any]) -> GambarkanError:
     """The replica's error as the same GambarkanError class, so the server answers with the same status."""
     from gambarkan import errors
 
-    for cls in (getattr(errors, name) for name in dir(errors)):
-        if isinstance(cls, type) and issubclass(cls, GambarkanError) and cls.code == data.get("code"):
-            return cls(data["error"])
-    return GambarkanError(data["error"])
+    matches = [c for c in vars(errors).values() if isinstance(c, type) and issubclass(c, GambarkanError) and c.code == data.get("code")]
+    cls = max(matches, key=lambda c: len(c.__mro__), default=GambarkanError)  # the most specific (not the base's default code)
+    return cls(data["error"])
