@@ -135,7 +135,7 @@ def test_stdin_and_dry_run_load_no_model(cli, tmp_path: Path) -> None:
     import subprocess
 
     proc = subprocess.run([sys.executable, "-m", "gambarkan", "batch", "-", "--dry-run", "--steps", "3", "-o", str(tmp_path / "o")],
-                          input="kucing\n--prompt anjing --steps 0\n", capture_output=True, text=True, timeout=120)  # fmt: skip
+                          input="kucing\n--prompt anjing --steps 0\n", capture_output=True, text=True, timeout=120, check=False)  # fmt: skip
     assert proc.returncode == 2
     assert "line 2: steps '0' is out of range" in proc.stderr and "2 rows: 0 already done, 1 to run (1 images), 1 invalid" in proc.stderr
     assert not (tmp_path / "o").exists()

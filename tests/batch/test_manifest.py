@@ -33,3 +33,12 @@ def test_done_rows_are_skipped_only_while_their_pngs_exist(tmp_path: Path) -> No
     assert [j.key for j in pending] == [jobs[1].key, jobs[2].key, jobs[3].key] and pending[2].request is None
     png.unlink()  # a deleted image makes its row "missing" again
     assert split_done(jobs, manifest)[0] == []
+
+
+def test_the_row_hash_ignores_fields_left_at_their_defaults() -> None:
+    from gambarkan.inputs.batch import request_hash
+    from gambarkan.request import GenerationRequest
+
+    plain = GenerationRequest(prompt="kucing", steps=3)
+    assert request_hash(plain) == request_hash(GenerationRequest(prompt="kucing", steps=3, fast=False, negative_prompt=""))
+    assert request_hash(plain) != request_hash(GenerationRequest(prompt="kucing", steps=4))

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import ray  # in the test extra: these tests use a real Ray
 from PIL import Image
 
 from gambarkan.errors import DependencyMissingError, NetworkError
@@ -22,8 +23,6 @@ from gambarkan.outputs.manifest import Manifest
 from gambarkan.outputs.png import read_parameters
 from gambarkan.request import GenerationRequest
 from gambarkan.scale.runner import make_jobs
-
-import ray  # in the test extra: these tests use a real Ray
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,7 @@ from typing import Any
 
 import click
 
-from gambarkan.cli.common import err_console, fail, handle_errors, not_empty, print_json, quiet_libraries
+from gambarkan.cli.common import err_console, fail, handle_errors, print_json, quiet_libraries
 from gambarkan.cli.generate import options_to_fields, request_options
 
 
@@ -34,9 +34,16 @@ class BatchProgress:
         self._progress: Any = None
         self.rows, self.images = rows, images
 
-    def __enter__(self) -> BatchProgress:
+    def __enter__(self) -> BatchProgress:  # noqa: PYI034 (typing.Self needs Python 3.11)
         if self.enabled:
-            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+            from rich.progress import (
+                BarColumn,
+                MofNCompleteColumn,
+                Progress,
+                TextColumn,
+                TimeElapsedColumn,
+                TimeRemainingColumn,
+            )
 
             self._progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                                       TextColumn("ETA"), TimeRemainingColumn(), console=err_console())  # fmt: skip
@@ -55,7 +62,7 @@ class BatchProgress:
             self._progress.advance(self._rows)
             self._progress.advance(self._images, images)
 
-    def __exit__(self, *exc: Any) -> None:
+    def __exit__(self, *exc: object) -> None:
         if self._progress:
             self._progress.__exit__(*exc)
 
@@ -91,6 +98,8 @@ def batch(source: str, fmt: str, dry_run: bool, ray_address: str | None, workers
     from gambarkan.outputs.manifest import Manifest
     from gambarkan.scale.runner import make_jobs, split_done
 
+    if ray_address is None and (workers is not None or gpus_per_worker is not None):
+        fail("--workers and --gpus-per-worker need --ray (see: gambarkan batch --help)")
     folder = batch_folder(source, options.get("out_dir"))
     defaults = {**options_to_fields(options), "out_dir": str(folder)}
     rows = read_rows(source, fmt=fmt, defaults=defaults)
@@ -116,26 +125,24 @@ def batch(source: str, fmt: str, dry_run: bool, ray_address: str | None, workers
             return run_jobs_on_ray(jobs, manifest=manifest, address=ray_address, workers=workers, gpus_per_worker=gpus_per_worker)
 
     else:
-        if workers is not None or gpus_per_worker is not None:
-            fail("--workers and --gpus-per-worker need --ray (see: gambarkan batch --help)")
-        outcomes = _local(jobs, manifest)
+        outcomes = _local(jobs, manifest, pending)
     _report(outcomes, jobs, pending, manifest, started, as_json, quiet)
 
 
-def _local(jobs: list[Any], manifest: Any) -> Any:
+def _local(jobs: list[Any], manifest: Any, pending: list[Any]) -> Any:
+    """The outcomes of the rows on this machine's engine (created only when a row is left to make)."""
+
     def outcomes(on_step: Any) -> Any:
         from gambarkan.engine.generate import default_engine
         from gambarkan.scale.runner import run_jobs
 
-        if any(j.request is not None and j.key not in done for j in jobs):  # nothing to make: no torch import
+        engine = None
+        if any(j.request is not None for j in pending):  # nothing to make: no torch import
             quiet_libraries()
             engine = default_engine()
             engine.surface = "batch"
-        else:
-            engine = None
         yield from run_jobs(jobs, manifest=manifest, engine=engine, on_progress=on_step)
 
-    done = manifest.done()
     return outcomes
 
 

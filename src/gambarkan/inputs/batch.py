@@ -243,6 +243,10 @@ def read_rows(source: str, *, fmt: str = "auto", defaults: dict[str, Any] | None
 
 
 def request_hash(request: Any) -> str:
-    """A short stable hash of everything a request asks for (the manifest's identity of a row)."""
-    data = json.dumps(request.model_dump(mode="json"), sort_keys=True, ensure_ascii=False)
+    """A short stable hash of everything a request asks for (the manifest's identity of a row).
+
+    Fields left at their defaults are not part of it, so a gambarkan that gains a new request
+    field still recognises the rows an older one finished.
+    """
+    data = json.dumps(request.model_dump(mode="json", exclude_defaults=True), sort_keys=True, ensure_ascii=False)
     return hashlib.sha256(data.encode("utf-8")).hexdigest()[:16]

@@ -27,7 +27,7 @@ def import_ray() -> Any:
     """The ``ray`` module, or one line saying what to install."""
     try:
         import ray
-        import ray.data  # noqa: F401 - the Data part is a separate extra of ray
+        import ray.data
     except ImportError:
         raise DependencyMissingError("--ray needs Ray, which is not installed", INSTALL) from None
     return ray
@@ -150,8 +150,8 @@ def _result_from(data: dict[str, Any], request: Any, settings: Any, on_image: An
 def run_jobs_on_ray(jobs: list[Any], *, manifest: Any, address: str | None = "auto", workers: int | None = None,
                     gpus_per_worker: float | None = None) -> Iterator[Any]:  # fmt: skip
     """Like ``scale.runner.run_jobs``, but the rows still to run go through Ray Data actors."""
-    from gambarkan.outputs.history import record_finish
     from gambarkan.config import Settings
+    from gambarkan.outputs.history import record_finish
     from gambarkan.scale.runner import RowResult, done_entry, failed_entry, split_done
 
     skipped, pending = split_done(jobs, manifest, Settings.from_env())
@@ -261,7 +261,7 @@ class RemoteEngine:
                     return json.loads(response.result(timeout_s=0.5))
                 except TimeoutError:
                     continue
-                except Exception as exc:  # noqa: BLE001 - a replica died: Serve starts another, we ask again
+                except Exception as exc:
                     if attempt >= self.retries or not type(exc).__module__.startswith("ray"):
                         raise
                     break
