@@ -65,8 +65,13 @@ def connect(address: str | None = "auto", **init_kwargs: Any) -> Any:
     if address == "local":
         target = None
     if target:
-        check_reachable(target)
-        ray.init(address=target, log_to_driver=False, **init_kwargs)
+        if target != "auto":  # RAY_ADDRESS=auto: Ray finds the cluster started on this machine itself
+            check_reachable(target)
+        try:
+            ray.init(address=target, log_to_driver=False, **init_kwargs)
+        except ConnectionError as exc:
+            raise NetworkError(f"cannot connect to the Ray cluster at {target}: {str(exc).splitlines()[0] if str(exc) else exc}",
+                               "start it with `ray start --head`, or check the address") from None  # fmt: skip
     else:
         env = {k: v for k, v in os.environ.items() if k.startswith(("GAMBARKAN_", "HF_")) or k == "PYTHONPATH"}
         ray.init(log_to_driver=False, include_dashboard=False, runtime_env={"env_vars": env}, **init_kwargs)
