@@ -31,6 +31,8 @@ LAZY_COMMANDS: dict[str, str] = {
     "upscale": "gambarkan.cli.upscale:upscale",
     "control-map": "gambarkan.cli.control:control_map",
     "preprocessors": "gambarkan.cli.control:preprocessors",
+    "batch": "gambarkan.cli.batch:batch",
+    "grid": "gambarkan.cli.grid:grid",
 }
 
 _NO_ARGS_IS_HELP = getattr(click.exceptions, "NoArgsIsHelpError", ())

@@ -34,6 +34,10 @@ def batch_key(request: GenerationRequest) -> tuple | None:
     text = f"{request.prompt}\n{request.negative_prompt}".lower()
     if request.count != 1 or "<lora:" in text or "<lyco:" in text or request.init_image is not None or request.hires is not None or request.controlnet:
         return None
+    from gambarkan.prompt.variations import has_variations
+
+    if has_variations(text):  # each image has its own prompt: Engine.generate runs them one by one
+        return None
     fields = request.model_dump(exclude=set(PER_REQUEST_FIELDS))
     return tuple(sorted((k, repr(v)) for k, v in fields.items()))
 

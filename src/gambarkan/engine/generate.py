@@ -320,7 +320,9 @@ class Engine:
             run_id = _record_start(request, self.settings, surface) if self.history else None
             self._run_id = run_id  # each saved image is added to this row at once (see _generate)
             try:
-                result = self._generate(request, on_progress, cancel, preview_every)
+                result = _per_image_variations(self._generate, request, on_progress, cancel, preview_every)
+                if result is None:
+                    result = self._generate(request, on_progress, cancel, preview_every)
             except BaseException as exc:
                 if self.history:
                     _record(None, request, exc, self.settings, run_id, surface)
@@ -329,7 +331,8 @@ class Engine:
                 _record(result, request, None, self.settings, run_id, surface)
             return result
 
-    def _generate(self, request: GenerationRequest, on_progress: ProgressCallback | None, cancel: threading.Event | None, preview_every: int) -> GenerationResult:
+    def _generate(self, request: GenerationRequest, on_progress: ProgressCallback | None, cancel: threading.Event | None, preview_every: int,
+                  fields: dict[str, Any] | None = None) -> GenerationResult:
         import torch
 
         from gambarkan.engine.device import choose_memory_mode, is_black, latents_finite, pick_device, pick_dtype, run_with_oom_retry
@@ -345,6 +348,7 @@ class Engine:
 
             check_output_dir(_output_dir(request, self.settings))
         plan = _resolve(request, self.settings)
+        plan.extra.update(fields or {})  # e.g. the variations' Template
         task = _task(request, plan)  # txt2img / img2img / inpaint (+ hires): pixels ready, steps checked
 
         t = time.perf_counter()
@@ -472,6 +476,45 @@ def _precision_retry(loaded: Any, plan: Plan, dtype: str, notes: list[str], reru
             "run with --dtype fp32, or use a VAE made for fp16 (e.g. madebyollin/sdxl-vae-fp16-fix)",
         )
     return output
+
+
+def _per_image_variations(run: Callable[..., GenerationResult], request: GenerationRequest, on_progress: ProgressCallback | None,
+                          cancel: threading.Event | None, preview_every: int) -> GenerationResult | None:
+    """Prompt variations (``{a|b}``, ``__name__``): each image runs alone with the prompt its seed expands to.
+
+    None when the prompts have none; the PNGs keep the expanded prompt and the ``Template``.
+    """
+    from dataclasses import replace
+
+    from gambarkan.prompt.variations import check, expand, has_variations
+
+    if not (has_variations(request.prompt) or has_variations(request.negative_prompt)):
+        return None
+    check(request.prompt)  # every wildcard file is there before the first image
+    check(request.negative_prompt)
+    total = request.batch_size * request.count
+    base = request.seed if request.seed >= 0 else random.randint(0, 2**32 - 1 - total)
+    template = {"Template": request.prompt, "Negative Template": request.negative_prompt or None}
+    results: list[GenerationResult] = []
+    for i in range(total):
+        seed = base + i
+        one = request.merged(prompt=expand(request.prompt, seed), negative_prompt=expand(request.negative_prompt, seed, salt="negative"),
+                             seed=seed, batch_size=1, count=1)
+
+        def progress(event: Progress, _i: int = i) -> None:
+            if on_progress is not None:
+                on_progress(Progress(_i, total, event.step, event.steps, _i, total, event.preview))
+
+        results.append(run(one, progress, cancel, preview_every, template))
+    result = results[0]
+    result.images = [replace(r.images[0], index=i) for i, r in enumerate(results)]
+    result.seed = base
+    result.extra["prompts"] = [r.prompt for r in results]
+    for other in results[1:]:
+        for key, value in other.timings.items():
+            if key in ("translate", "load", "encode", "sample", "save", "total"):
+                result.timings[key] = result.timings.get(key, 0.0) + value
+    return result
 
 
 def make_result(images: list[GeneratedImage], plan: Plan, translation: Translation, loaded: Any, opt: Any, seed: int,
