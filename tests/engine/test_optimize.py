@@ -355,7 +355,7 @@ def test_openvino_unet_matches_and_reuses_its_conversion(tmp_path):
     opts = optimize.resolve_options("none,openvino", "cpu")
     assert opts.enabled == ["openvino"]
     optimize.apply(pipe, opts, model_key="tiny", shape=(1, 64, 64), cache_dir=tmp_path)
-    assert type(pipe.unet).__name__ == "_OpenVINOUNet"
+    assert type(pipe.unet).__name__ == "OpenVINOUNet"
     np.testing.assert_allclose(plain(pipe), reference, atol=2e-3)
     assert len(list((tmp_path / "openvino").glob("unet-*.xml"))) == 1  # saved: the next process skips conversion
     optimize.revert(pipe)

@@ -188,7 +188,7 @@ def _run_together(engine: Any, requests: Sequence[GenerationRequest], run_ids: l
             callback_on_step_end_tensor_inputs=["latents"],
         )
 
-    notes: list[str] = []
+    notes: list[str] = list(opt.announce)
     pipe.scheduler = make_scheduler(plan.sampler, loaded.scheduler_config)
     t = time.perf_counter()
     scope = opt.scope(pipe, device)
