@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 import warnings
+from collections.abc import Iterator
 from typing import Any
 
 import click
@@ -136,7 +138,7 @@ def run_request(request: Any, as_json: bool, quiet: bool, verbose: bool = False)
     quiet_libraries()
     console = err_console()
     show_progress = not quiet and not as_json and sys.stderr.isatty()
-    with warnings.catch_warnings(record=True) as caught:
+    with warnings.catch_warnings(record=True) as caught, show_notices(console):
         warnings.simplefilter("ignore")
         warnings.simplefilter("always", PromptWarning)
         engine = default_engine()
@@ -166,11 +168,37 @@ def run_request(request: Any, as_json: bool, quiet: bool, verbose: bool = False)
     return result
 
 
+@contextlib.contextmanager
+def show_notices(console: Any) -> Iterator[None]:
+    """Print the engine's notices while they happen (e.g. a first OpenVINO conversion: minutes).
+
+    They come on the ``gambarkan.notice`` logger; --quiet does not hide them (a long wait
+    should never be silent), --json keeps them on stderr.
+    """
+    import logging
+
+    class Handler(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            console.print(f"gambarkan: note: {record.getMessage()}", markup=False)
+
+    logger = logging.getLogger("gambarkan.notice")
+    handler = Handler()
+    logger.addHandler(handler)
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+
+
 def print_verbose(result: Any) -> None:
     """Speed techniques in use, their notes, and the timings/memory of the run (stderr)."""
     console = err_console()
     techniques = result.extra.get("optimizations", [])
     console.print(f"optimisations: {', '.join(techniques) or 'none'} ({result.device}, {result.dtype})", markup=False)
+    if result.device == "cpu":
+        from gambarkan.cpufeatures import detect, torch_threads
+
+        console.print(f"cpu: {detect().describe(torch_threads())}", markup=False)
     for note in result.extra.get("optimization_notes", []):
         console.print(f"  {note}", markup=False)
     shown = ", ".join(f"{k} {v:.2f}s" for k, v in result.timings.items() if not k.endswith("_mb"))

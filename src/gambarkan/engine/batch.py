@@ -195,6 +195,7 @@ def _run_together(engine: Any, requests: Sequence[GenerationRequest], run_ids: l
         )
 
     pipe.scheduler, notes = build_scheduler(plan.sampler, {**loaded.scheduler_config, **plan.scheduler_options})
+    notes[:0] = list(opt.announce)
     t = time.perf_counter()
     scope = opt.scope(pipe, device)
     try:

@@ -373,6 +373,7 @@ class Engine:
         opt = _optimize(pipe, request, loaded, device, dtype, plan, self.settings)  # after LoRAs: fused QKV must see them
         if opt.metadata:
             plan.extra["Optimizations"] = opt.metadata  # only techniques that change the output
+        notes.extend(opt.announce)  # e.g. what --fast does on this CPU, and why
         controlnet = _controlnet(task, loaded, device, dtype, self.settings, request.offline or self.settings.offline)
         if task.control is not None:
             task.metadata.update(task.control.metadata())
@@ -567,9 +568,11 @@ def _optimize(pipe: Any, request: GenerationRequest, loaded: Any, device: str, d
     """Bring the cached pipeline to the speed techniques this request asks for (engine.optimize)."""
     from gambarkan.engine import optimize
 
-    opts = optimize.resolve_options(request.optimize, device, dtype, fast=request.fast, arch=loaded.arch)
-    shape = (request.batch_size, plan.height, plan.width)
-    return optimize.apply(pipe, opts, model_key=f"{loaded.source}|{device}|{dtype}", shape=shape, cache_dir=settings.cache_dir)
+    return optimize.for_request(
+        pipe, request.optimize, fast=request.fast, device=device, dtype=dtype, arch=loaded.arch, model_key=f"{loaded.source}|{device}|{dtype}",
+        batch=request.batch_size, width=plan.width, height=plan.height, cfg=plan.cfg, cache_dir=settings.cache_dir,
+        model_name=request.preset or request.model or plan.preset or "",
+    )
 
 
 def _preview(pipe: Any, opt: Any, latents: Any, arch: str, size: tuple[int, int] | None = None) -> Any:

@@ -124,10 +124,23 @@ _TUPLE_FIELDS = {"files", "vae_files", "style"}
 _INT_FIELDS = {"download_mb", "min_vram_mb", "min_ram_mb", "steps", "width", "height", "clip_skip"}
 
 
+_TOML_CACHE: dict[Path, tuple[tuple[int, int], dict[str, Any]]] = {}
+
+
 def _read_toml(path: Path) -> dict[str, Any]:
+    """The parsed file, re-read only when its size or mtime changed (every generate resolves a package)."""
+    import copy
+
     try:
+        stat = path.stat()
+        stamp = (stat.st_mtime_ns, stat.st_size)
+        cached = _TOML_CACHE.get(path)
+        if cached is not None and cached[0] == stamp:
+            return copy.deepcopy(cached[1])
         with open(path, "rb") as handle:
-            return tomllib.load(handle)
+            data = tomllib.load(handle)
+        _TOML_CACHE[path] = (stamp, data)
+        return copy.deepcopy(data)
     except FileNotFoundError:
         return {}
     except (OSError, ValueError, RecursionError) as exc:  # TOMLDecodeError and bad UTF-8 are ValueErrors
