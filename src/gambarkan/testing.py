@@ -390,11 +390,18 @@ def main(argv: list[str] | None = None) -> int:
     tiny.add_argument("directory")
     tiny.add_argument("--arch", choices=list(TINY_ARCHS), default="sd15")
     tiny.add_argument("--seed", type=int, default=0)
+    control = sub.add_parser("tiny-controlnet", help="write a tiny random ControlNet matching a tiny model")
+    control.add_argument("directory")
+    control.add_argument("--base", required=True, help="the tiny model folder it must match")
+    control.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     from gambarkan.cli.common import quiet_libraries
 
     quiet_libraries()  # the path alone on stdout, no library chatter on stderr
-    path = save_tiny_model(args.directory, args.arch, args.seed)
+    if args.command == "tiny-controlnet":
+        path = save_tiny_controlnet(args.directory, args.base, args.seed)
+    else:
+        path = save_tiny_model(args.directory, args.arch, args.seed)
     print(path)
     return 0
 
@@ -573,6 +580,27 @@ def save_tiny_single_file(path: Path | str, seed: int = 0, config_dir: Path | st
     if config_dir is not None:
         pipe.save_pretrained(Path(config_dir), safe_serialization=True)
     return path
+
+
+def save_tiny_controlnet(directory: Path | str, base: Path | str, seed: int = 0) -> Path:
+    """Save a tiny random ControlNet made from the tiny model at ``base`` (its U-Net's shape), as
+    a diffusers folder that ``--control-model DIR`` loads. Zero convolutions are randomised too,
+    so the control image visibly changes the output (a fresh ControlNet would change nothing)."""
+    import torch
+    from diffusers import ControlNetModel, UNet2DConditionModel
+
+    unet = UNet2DConditionModel.from_pretrained(Path(base) / "unet")
+    vae_levels = len(json.loads((Path(base) / "vae" / "config.json").read_text())["block_out_channels"])
+    torch.manual_seed(seed)
+    controlnet = ControlNetModel.from_unet(unet, conditioning_embedding_out_channels=tuple(16 * 2**i for i in range(vae_levels)))
+    with torch.no_grad():
+        for name, param in controlnet.named_parameters():
+            if "controlnet_down_blocks" in name or "controlnet_mid_block" in name or "controlnet_cond_embedding.conv_out" in name:
+                # Weights only: a random bias would shift the output whatever the control image.
+                param.normal_(0.0, 0.5) if name.endswith("weight") else param.zero_()
+    directory = Path(directory)
+    controlnet.save_pretrained(directory, safe_serialization=True)
+    return directory
 
 
 def tiny_upscaler_state(scale: int = 4, num_block: int = 1, num_feat: int = 8, num_grow: int = 4, seed: int = 0) -> dict[str, Any]:
