@@ -99,7 +99,13 @@ def test_unknown_job_is_404_json(make_client):
         ("/v1/images/generations", {"prompt": "x", "n": 0}, 422, "n"),
         ("/v1/images/generations", {"model": "instant-model"}, 422, "prompt is required"),
         ("/v1/images/generations", {"prompt": "x", "model": "sd-turbo-typo"}, 404, "unknown model"),
-        ("/sdapi/v1/txt2img", {"prompt": "x", "enable_hr": True}, 422, "enable_hr"),
+        ("/sdapi/v1/txt2img", {"prompt": "x", "enable_hr": True, "hr_upscaler": "ultrasharpp"}, 422, "unknown upscaler 'ultrasharpp'"),
+        ("/sdapi/v1/txt2img", {"prompt": "x", "enable_hr": True, "hr_scale": 5}, 422, "hr_scale"),
+        ("/sdapi/v1/img2img", {"prompt": "x", "init_images": ["bm90IGFuIGltYWdl"]}, 422, "init_image: not an image"),
+        ("/sdapi/v1/img2img", {"prompt": "x", "init_images": ["/etc/passwd"]}, 422, "not valid base64"),
+        ("/sdapi/v1/img2img", {"prompt": "x"}, 422, "init_images: give one image"),
+        ("/sdapi/v1/extra-single-image", {"image": "@@@"}, 422, "not valid base64"),
+        ("/sdapi/v1/png-info", {"image": "aGVsbG8="}, 422, "not an image"),
         ("/sdapi/v1/txt2img", {"prompt": "x", "alwayson_scripts": {"ControlNet": {"args": []}}}, 422, "ControlNet"),
         ("/sdapi/v1/txt2img", {"prompt": "x", "sampler_name": "nope"}, 422, "sampler"),
         (
@@ -235,7 +241,8 @@ def test_listing_endpoints_and_model_switch(make_client):
     assert client.get("/v1/models").json()["data"][0]["id"] == "instant-model"
     assert client.get("/sdapi/v1/sd-models").json()[0]["title"] == "instant-model"
     names = [s["name"] for s in client.get("/sdapi/v1/samplers").json()]
-    assert "Euler a" in names and "DPM++ 2M Karras" in names
+    assert "Euler a" in names and "DPM++ 2M" in names  # A1111 >= 1.9: Karras is a schedule type
+    assert "karras" in [t["name"] for t in client.get("/sdapi/v1/schedulers").json()]
     assert (
         client.post(
             "/sdapi/v1/options", json={"sd_model_checkpoint": "instant-model [abc123]", "CLIP_stop_at_last_layers": 2}

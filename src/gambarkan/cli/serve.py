@@ -177,6 +177,9 @@ def run_server(app: Any, host: str, port: int, shutdown_timeout: float, log_leve
 @click.option(
     "--no-save", is_flag=True, help="Do not keep PNGs of OpenAI b64_json and native jobs (A1111 follows save_images)."
 )
+@click.option("--ray", "ray_address", is_flag=False, flag_value="auto", default=None, metavar="[ADDRESS]",
+              help="Run the engine as Ray Serve replicas (pip install 'gambarkan[ray]'); ADDRESS defaults to a local Ray.")
+@click.option("--replicas", type=click.IntRange(1, 1024), default=None, help="With --ray: engine replicas (one GPU each when there are GPUs).")
 @click.option(
     "--log-level",
     default="info",
@@ -202,6 +205,8 @@ def serve(
     batching: str,
     no_save: bool,
     log_level: str,
+    ray_address: str | None = None,
+    replicas: int | None = None,
 ) -> None:
     """Serve the OpenAI- and AUTOMATIC1111-compatible APIs, the job API and the web UI over HTTP.
 
@@ -246,7 +251,18 @@ def serve(
         max_attempts=max_attempts,
         batching=batching,
     )
-    app = create_app(settings, config=config, mount_ui=_ui_mount())
+    engines = None
+    if ray_address is not None:
+        from gambarkan.scale.ray import RemoteEngine, connect, deploy_engines
+
+        connect(ray_address)
+        handle = deploy_engines(replicas or 1)
+        engines = [RemoteEngine(handle, settings) for _ in range(replicas or 1)]  # one queue worker per replica
+    elif replicas is not None:
+        from gambarkan.errors import InvalidRequestError
+
+        raise InvalidRequestError("--replicas needs --ray", "add --ray (a local Ray) or --ray HOST:PORT")
+    app = create_app(settings, config=config, engines=engines, mount_ui=_ui_mount())
     console = err_console()
     shown = "localhost" if host in ("0.0.0.0", "::") else host
     console.print(

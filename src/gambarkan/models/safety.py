@@ -103,6 +103,7 @@ def _pickle_refusal(path: Path, fmt: str) -> UnsafeFileError:
     return UnsafeFileError(
         f"{path.name} is {kind}, which can run code when loaded; refusing to load it",
         PICKLE_HINT,
+        code="pickle_refused", params={"file": path.name, "format": fmt},
     )
 
 

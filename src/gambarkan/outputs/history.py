@@ -336,6 +336,22 @@ class History:
             (str(path), int(seed), row_id),
         )
 
+    def interrupted_runs(self, request: Any) -> list[dict[str, Any]]:
+        """Interrupted rows of exactly ``request``, newest first (a batch re-run adopts their images)."""
+        rows = self.conn.execute(
+            "SELECT * FROM generations WHERE status = 'interrupted' AND request = ? ORDER BY id DESC",
+            (json.dumps(request.model_dump(), ensure_ascii=False),),
+        ).fetchall()
+        return [_decode(row) for row in rows]
+
+    def mark_done(self, row_id: int) -> None:
+        """An interrupted row whose images were all saved is done after all (batch adoption)."""
+        self.conn.execute(
+            "UPDATE generations SET status = 'done', error = NULL, finished_at = ?,"
+            " seed = COALESCE(seed, json_extract(seeds, '$[0]')) WHERE id = ? AND status = 'interrupted'",
+            (_now(), row_id),
+        )
+
     def reap(self) -> int:
         """Mark ``running`` rows whose process is gone ``interrupted``; returns how many.
 

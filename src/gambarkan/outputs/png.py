@@ -15,7 +15,7 @@ import json
 import os
 import re
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from gambarkan.errors import DiskFullError, InvalidRequestError
 
@@ -47,7 +47,7 @@ def parse_parameters(text: str) -> dict[str, Any]:
     """Parse A1111 ``parameters`` text into a dict: prompt, negative_prompt and each key.
 
     ``Size`` also gives ``width``/``height``; numbers become int/float; ``Sampler`` plus
-    ``Schedule type: Karras`` (A1111 >= 1.9) is folded back into one sampler name.
+    ``Schedule type`` (A1111 >= 1.9) is folded into one sampler name ("DPM++ 2M Karras").
     """
     lines = text.strip("\n").split("\n")
     settings_line = ""
@@ -75,9 +75,10 @@ def parse_parameters(text: str) -> dict[str, Any]:
     size = _SIZE_RE.match(str(result.get("Size", "")))
     if size:
         result["width"], result["height"] = int(size.group(1)), int(size.group(2))
-    schedule = str(result.get("Schedule type", ""))
-    if schedule.lower() == "karras" and "karras" not in str(result.get("Sampler", "")).lower():
-        result["Sampler"] = f"{result.get('Sampler', '')} Karras".strip()
+    if "Schedule type" in result:
+        from gambarkan.sampler_names import sampler_or_none
+
+        result["Sampler"] = sampler_or_none(result.get("Sampler"), result["Schedule type"]) or result.get("Sampler", "")
     return result
 
 
@@ -91,13 +92,17 @@ def _number(value: Any) -> Any:
     return value
 
 
-def read_parameters_text(path: Path | str) -> str | None:
-    """The raw ``parameters`` text of a PNG (or A1111 JPEG/WebP EXIF comment), or None."""
+def read_parameters_text(path: Path | str | IO[bytes]) -> str | None:
+    """The raw ``parameters`` text of a PNG (or A1111 JPEG/WebP EXIF comment), or None.
+
+    ``path`` may also be an open binary file (an upload held in memory).
+    """
     from PIL import Image
 
     from gambarkan.paths import require_regular_file
 
-    path = require_regular_file(path, "image file")  # a FIFO named x.png would block the reader forever
+    if isinstance(path, (str, os.PathLike)):
+        path = require_regular_file(path, "image file")  # a FIFO named x.png would block the reader forever
     try:
         # Only the formats that carry generation parameters: fewer image decoders see hostile bytes.
         with Image.open(path, formats=["PNG", "JPEG", "WEBP"]) as img:
@@ -122,9 +127,16 @@ def read_parameters_text(path: Path | str) -> str | None:
 def read_parameters(path: Path | str) -> dict[str, Any]:
     """Parsed generation parameters of an image; clear error if it carries none."""
     text = read_parameters_text(path)
+    if not text or text.lstrip().startswith("{"):  # none, or JSON (Fooocus): ask the other tools' readers
+        from gambarkan.outputs.foreign import read_foreign
+
+        foreign = read_foreign(path)
+        if foreign is not None:
+            return foreign
     if not text:
         raise InvalidRequestError(
-            f"{path} has no generation parameters", "only PNGs saved by gambarkan or AUTOMATIC1111 carry them"
+            f"{path} has no generation parameters",
+            "only images saved by gambarkan, AUTOMATIC1111, Fooocus, ComfyUI, InvokeAI or NovelAI carry them",
         )
     parsed = parse_parameters(text)
     parsed["raw"] = text
@@ -142,11 +154,11 @@ def _next_number(directory: Path) -> int:
 
 def _storage_error(exc: OSError, directory: Path) -> DiskFullError:
     if exc.errno == errno.ENOSPC:
-        return DiskFullError(f"no space left on the disk holding {directory}", "free some space or choose another --out folder")
+        return DiskFullError(code="disk_full", params={"path": str(directory)})
     if exc.errno == errno.EROFS:
-        return DiskFullError(f"cannot write to {directory} (read-only file system)", "choose a folder you can write to with --out")
+        return DiskFullError(code="folder_read_only", params={"path": str(directory)})
     if exc.errno in (errno.EACCES, errno.EPERM):
-        return DiskFullError(f"cannot write to {directory} (permission denied)", "choose a folder you can write to with --out")
+        return DiskFullError(code="folder_not_writable", params={"path": str(directory)})
     return DiskFullError(f"cannot write to {directory}: {exc.strerror or exc}", "check the folder or choose another --out")
 
 
@@ -207,6 +219,28 @@ def encode_png(image: Any, parameters: str | None = None) -> bytes:
         info.add_text(PARAMETERS_KEY, parameters)
     buffer = io.BytesIO()
     image.save(buffer, format="PNG", pnginfo=info)
+    return buffer.getvalue()
+
+
+def encode_image(image: Any, parameters: str | None = None, fmt: str = "png", quality: int = 100) -> bytes:
+    """PNG, JPEG or WebP bytes with the parameters where A1111 puts them in each format.
+
+    PNG: the ``parameters`` text chunk; JPEG/WebP: EXIF UserComment as ``UNICODE\\0`` + UTF-16BE
+    (what A1111 writes through piexif), so ``read_parameters`` reads all three back.
+    """
+    import io
+
+    fmt = fmt.lower()
+    if fmt == "png":
+        return encode_png(image, parameters)
+    from PIL import Image
+
+    exif = Image.Exif()
+    if parameters:
+        exif.get_ifd(0x8769)[0x9286] = b"UNICODE\x00" + parameters.encode("utf-16-be")
+    buffer = io.BytesIO()
+    rgb = image.convert("RGB") if fmt == "jpeg" else image
+    rgb.save(buffer, format="JPEG" if fmt == "jpeg" else "WEBP", quality=max(1, min(int(quality), 100)), exif=exif)
     return buffer.getvalue()
 
 
