@@ -132,3 +132,19 @@ def test_cli_option_parsing():
     assert parse_ip_adapter_option("foto.png:0.8") == {"image": "foto.png", "scale": 0.8}
     assert parse_ip_adapter_option("C:\\foto.png") == {"image": "C:\\foto.png"}
     assert parse_ip_adapter_option("C:\\foto.png:1.2") == {"image": "C:\\foto.png", "scale": 1.2}
+
+
+def test_cli_ip_adapter(cli, tmp_path, tiny_sd15_dir, tiny_ip_adapter_dir):
+    picture = tmp_path / "ref.png"
+    noise().save(picture)
+    run = cli("generate", "a cat", "-m", str(tiny_sd15_dir), "-s", "2", "-W", "64", "-H", "64", "--no-translate", "-o", str(tmp_path / "out"),
+              "--ip-adapter", f"{picture}:0.8", "--ip-adapter-model", str(tiny_ip_adapter_dir))
+    assert run.returncode == 0, run.stderr
+    saved = next((tmp_path / "out").glob("*.png"))
+    parameters = Image.open(saved).info["parameters"]
+    assert "IP-Adapter: tiny-ip-adapter" in parameters and "IP-Adapter scale: 0.8" in parameters
+    bad = cli("generate", "a cat", "-m", str(tiny_sd15_dir), "--ip-adapter", f"{picture}:3", "--ip-adapter-model", str(tiny_ip_adapter_dir), "-o", str(tmp_path / "bad"))
+    assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "scale" in bad.stderr, bad.stderr
+    assert not (tmp_path / "bad").exists()
+    bad = cli("generate", "a cat", "-m", str(tiny_sd15_dir), "--ip-adapter-model", str(tiny_ip_adapter_dir))
+    assert bad.returncode == 2 and "--ip-adapter-model needs a --ip-adapter" in bad.stderr
