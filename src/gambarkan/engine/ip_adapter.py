@@ -106,7 +106,7 @@ def _weights(plan: IPAdapterPlan, loaded: Any, pipe: Any) -> tuple[dict[str, dic
         state: dict[str, dict[str, Any]] = {"image_proj": {}, "ip_adapter": {}}
         try:
             with safe_open(str(plan.weights), framework="pt", device="cpu") as f:
-                for name in f.keys():
+                for name in f.keys():  # noqa: SIM118 - safe_open is not iterable
                     part, _, rest = name.partition(".")
                     if part in state:
                         state[part][rest] = f.get_tensor(name)
