@@ -38,6 +38,11 @@ MESSAGES: dict[str, tuple[str, str | None]] = {
         "package '{name}' is not downloaded and offline mode is on",
         "run `gambarkan models pull {name}` with a connection (check it with `gambarkan doctor`), or use --model PATH",
     ),
+    # IP-Adapter (engine/ip_adapter.py)
+    "ip_adapter_missing": ("IP-Adapter '{name}' does not exist", "check the path"),
+    "ip_adapter_unknown": ("unknown IP-Adapter '{name}'", "{did_you_mean}put an IP-Adapter folder in {folder} or give its path"),
+    "ip_adapter_none": ("no IP-Adapter model is installed", "put an IP-Adapter folder in {folder} or give --ip-adapter-model PATH"),
+    "ip_adapter_unnamed": ("no IP-Adapter model was named", "name one with --ip-adapter-model NAME|PATH ({names})"),
     # storage and memory
     "disk_full_download": (
         "not enough free disk for '{name}': it needs {needed_mb} MB, {free_mb} MB are free in {path}",

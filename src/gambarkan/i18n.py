@@ -48,6 +48,10 @@ ID: dict[str, tuple[str, str | None]] = {
         "kosongkan sebagian disk, atau arahkan HF_HUB_CACHE ke disk yang lebih besar",
     ),
     "disk_full": ("disk yang memuat {path} penuh", "kosongkan sebagian disk atau pilih folder --out lain"),
+    "ip_adapter_missing": ("IP-Adapter '{name}' tidak ada", "periksa path-nya"),
+    "ip_adapter_unknown": ("IP-Adapter '{name}' tidak dikenal", "{did_you_mean}simpan folder IP-Adapter di {folder} atau berikan path-nya"),
+    "ip_adapter_none": ("belum ada model IP-Adapter yang terpasang", "simpan folder IP-Adapter di {folder} atau berikan --ip-adapter-model PATH"),
+    "ip_adapter_unnamed": ("model IP-Adapter belum disebutkan", "sebutkan salah satu dengan --ip-adapter-model NAMA|PATH ({names})"),
     "translator_download_failed": (
         "penerjemah marian ({model}) tidak bisa diunduh: {detail}",
         "periksa koneksi internet, atau pakai --translator glossary",

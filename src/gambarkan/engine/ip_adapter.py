@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from gambarkan.errors import InvalidRequestError, ModelLoadError, UnknownModelError, did_you_mean
+from gambarkan.errors import InvalidRequestError, ModelLoadError, UnknownModelError, close_names
 from gambarkan.inputs.ip_adapter import IPAdapterUnit
 
 if TYPE_CHECKING:
@@ -54,13 +54,12 @@ def local_ip_adapters(settings: Settings) -> dict[str, Path]:
 def resolve(unit: IPAdapterUnit, settings: Settings) -> IPAdapterPlan:
     """The plan for ``unit``: its model found on disk now, or one clear error."""
     local = local_ip_adapters(settings)
+    where = str(ip_adapter_dir(settings))
     if unit.model is None:
         if len(local) != 1:
-            where = ip_adapter_dir(settings)
-            raise UnknownModelError(
-                "no IP-Adapter model was named" if local else "no IP-Adapter model is installed",
-                f"name one with --ip-adapter-model NAME|PATH ({', '.join(local)})" if local else f"put an IP-Adapter folder in {where} or give --ip-adapter-model PATH",
-            )
+            if local:
+                raise UnknownModelError(code="ip_adapter_unnamed", params={"names": ", ".join(local)})
+            raise UnknownModelError(code="ip_adapter_none", params={"folder": where})
         name, path = next(iter(local.items()))
     elif unit.model in local:
         name, path = unit.model, local[unit.model]
@@ -69,9 +68,8 @@ def resolve(unit: IPAdapterUnit, settings: Settings) -> IPAdapterPlan:
         name = path.stem if path.is_file() else path.name
         if not path.exists():
             if "/" in unit.model or "\\" in unit.model:
-                raise UnknownModelError(f"IP-Adapter '{unit.model}' does not exist", "check the path")
-            hint = did_you_mean(unit.model, local) or f"put an IP-Adapter folder in {ip_adapter_dir(settings)} or give its path"
-            raise UnknownModelError(f"unknown IP-Adapter '{unit.model}'", hint)
+                raise UnknownModelError(code="ip_adapter_missing", params={"name": unit.model})
+            raise UnknownModelError(code="ip_adapter_unknown", params={"name": unit.model, "close": close_names(unit.model, local), "folder": where})
     folder = path.parent if path.is_file() else path
     if path.is_file():
         weights = path
