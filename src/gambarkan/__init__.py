@@ -1,6 +1,6 @@
 """gambarkan: turn an Indonesian (or English, or mixed) prompt into images with Stable Diffusion.
 
-Public API: ``generate``, ``generate_many``, ``GenerationRequest``, ``GenerationResult``, ``__version__``.
+Public API: ``generate``, ``generate_many``, ``upscale``, ``GenerationRequest``, ``GenerationResult``, ``__version__``.
 Importing this package is cheap; torch and diffusers load on the first generation.
 """
 
@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
 
-__all__ = ["generate", "generate_many", "GenerationRequest", "GenerationResult", "GambarkanError", "__version__"]
+__all__ = ["generate", "generate_many", "upscale", "GenerationRequest", "GenerationResult", "GambarkanError", "__version__"]
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Iterator
@@ -31,6 +31,17 @@ def generate(request: GenerationRequest | None = None, /, **fields: Any) -> Gene
     elif fields:
         request = request.merged(**fields)
     return default_engine().generate(request)
+
+
+def upscale(image: Any, scale: float = 4.0, upscaler: str = "lanczos", **options: Any) -> Any:
+    """``image`` (path, PIL image, bytes, base64) ``scale`` times bigger; returns a PIL image.
+
+    ``upscaler`` is ``lanczos``, ``nearest`` or an upscaler model's name (its ``.safetensors``
+    in ``GAMBARKAN_HOME/upscalers``); options: ``device``, ``offline``, ``allow_pickle``.
+    """
+    from gambarkan.engine.upscale import upscale as run_upscale
+
+    return run_upscale(image, scale, upscaler, **options)
 
 
 def generate_many(requests: Iterable[GenerationRequest | dict[str, Any]], *, manifest: str | Path | None = None, **kwargs: Any) -> Iterator[RowResult]:

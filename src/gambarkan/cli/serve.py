@@ -67,6 +67,14 @@ def check_default_model(model: str | None, preset: str | None, settings: Any) ->
         classify_source(model)  # a missing path or a name that is no Hub id -> UnknownModelError
 
 
+def host_allow_list(host: str, allowed: tuple[str, ...]) -> list[str]:
+    """``--allow-host`` values plus the address the server was told to listen on (unless a wildcard)."""
+    names = list(allowed)
+    if host not in ("", "0.0.0.0", "::"):
+        names.append(host)
+    return names
+
+
 def run_server(app: Any, host: str, port: int, shutdown_timeout: float, log_level: str = "info") -> None:
     """Serve ``app`` with uvicorn; on SIGTERM/SIGINT stop taking jobs at once and cancel queued ones."""
     import uvicorn
@@ -105,6 +113,13 @@ def run_server(app: Any, host: str, port: int, shutdown_timeout: float, log_leve
     "--api-key", "api_keys", multiple=True, help="Accepted API key (repeatable); also GAMBARKAN_API_KEYS=key1,key2."
 )
 @click.option("--insecure", is_flag=True, help="Allow listening off loopback without an API key (anyone can use it).")
+@click.option(
+    "--allow-host",
+    "allowed_hosts",
+    multiple=True,
+    callback=not_empty,
+    help="Without an API key only localhost/loopback Host names are answered; also answer NAME (repeatable, '*' for any).",
+)
 @click.option(
     "--queue-size",
     default=32,
@@ -179,6 +194,7 @@ def serve(
     preset: str | None,
     api_keys: tuple[str, ...],
     insecure: bool,
+    allowed_hosts: tuple[str, ...],
     queue_size: int,
     max_size: int,
     max_steps: int,
@@ -223,6 +239,7 @@ def serve(
         model=model,
         preset=preset,
         api_keys=keys,
+        allowed_hosts=host_allow_list(host, allowed_hosts),
         queue_size=queue_size,
         max_width=max_size,
         max_height=max_size,
@@ -254,4 +271,6 @@ def serve(
     )
     if insecure and not keys:
         console.print("warning: no API key; anyone who can reach this address can use the server", markup=False)
+    if not keys and not allowed_hosts and host in ("0.0.0.0", "::"):
+        console.print("note: without an API key only localhost and loopback Host names are answered; add others with --allow-host NAME", markup=False)
     run_server(app, host, port, shutdown_timeout, log_level)
