@@ -51,6 +51,19 @@ MESSAGES: dict[str, tuple[str, str | None]] = {
         "the GPU ran out of memory even in memory mode {mode}",
         "try a smaller size or batch, --memory minimal, or a lighter package like 'umum'",
     ),
+    # batch, variations, Ray (inputs/batch.py, prompt/variations.py, scale/ray.py)
+    "batch_file_not_found": ("file not found: {path}", "check the path of the prompt file"),
+    "batch_input_empty": ("{name} is empty", "write one prompt per line, or JSONL/CSV rows with a prompt field"),
+    "batch_unknown_field": ("{where}: unknown field '{name}'", "{did_you_mean}fields: {fields}, ..."),
+    "wildcard_missing": (
+        "wildcard __{name}__ has no file {name}.txt in {where}",
+        "create {name}.txt there with one choice per line, or set GAMBARKAN_WILDCARDS to your wildcard folder",
+    ),
+    "ray_not_installed": ("--ray needs Ray, which is not installed", "{install}"),
+    "ray_unreachable": (
+        "cannot reach the Ray cluster at {address}: {reason}",
+        "start it with `ray start --head`, or check the address and the firewall",
+    ),
 }
 
 #: Codes whose English text is written at the raise site (too varied for one template); Indonesian in i18n.

@@ -58,11 +58,24 @@ ID: dict[str, tuple[str, str | None]] = {
         "memori GPU habis, bahkan dalam mode memori {mode}",
         "coba ukuran atau batch lebih kecil, --memory minimal, atau paket yang lebih ringan seperti 'umum'",
     ),
+    "batch_file_not_found": ("berkas tidak ditemukan: {path}", "periksa path berkas prompt"),
+    "batch_input_empty": ("{name} kosong", "tulis satu prompt per baris, atau baris JSONL/CSV dengan kolom prompt"),
+    "batch_unknown_field": ("{where}: kolom '{name}' tidak dikenal", "{did_you_mean}kolom yang ada: {fields}, ..."),
+    "wildcard_missing": (
+        "wildcard __{name}__ tidak punya berkas {name}.txt di {where}",
+        "buat {name}.txt di sana, satu pilihan per baris, atau atur GAMBARKAN_WILDCARDS ke folder wildcard Anda",
+    ),
+    "ray_not_installed": ("--ray butuh Ray, yang belum terpasang", "{install}"),
+    "ray_unreachable": (
+        "klaster Ray di {address} tidak bisa dihubungi: {reason}",
+        "nyalakan dengan `ray start --head`, atau periksa alamat dan firewall-nya",
+    ),
 }
 
 #: One sentence per error *kind* (the class's code), for errors without a specific text.
 KINDS: dict[str, dict[str, str]] = {
     "invalid_request": {"id": "Ada pengaturan yang tidak bisa dipakai.", "en": "One of the settings cannot be used."},
+    "invalid_batch_input": {"id": "Berkas daftar prompt tidak bisa dipakai.", "en": "The prompt list file cannot be used."},
     "unknown_model": {"id": "Model atau paket itu tidak ditemukan. Lihat daftar di tab Model.", "en": "That model or package was not found. See the list in the Models tab."},
     "model_load_failed": {"id": "Model tidak bisa dimuat; filenya mungkin rusak. Coba unduh ulang di tab Model.", "en": "The model could not be loaded; its files may be damaged. Try downloading it again in the Models tab."},
     "unsafe_file": {"id": "File model ini tidak aman dimuat (format pickle). Pakai versi .safetensors.", "en": "This model file is not safe to load (pickle format). Use a .safetensors version."},
