@@ -65,6 +65,11 @@ MESSAGES: dict[str, tuple[str, str | None]] = {
         "free some space, or point HF_HUB_CACHE at a bigger disk",
     ),
     "disk_full": ("no space left on the disk holding {path}", "free some space or choose another --out folder"),
+    # translation
+    "translator_download_failed": (
+        "cannot download the marian translator ({model}): {detail}",
+        "check the connection, or use --translator glossary",
+    ),
     "folder_not_writable": ("cannot write to {path} (permission denied)", "choose a folder you can write to with --out"),
     "folder_read_only": ("cannot write to {path} (read-only file system)", "choose a folder you can write to with --out"),
     "device_out_of_memory": ("the {device} ran out of memory in memory mode {mode}", "try a smaller size, a smaller batch, or the 'cepat' or 'umum' package"),

@@ -68,6 +68,10 @@ ID: dict[str, tuple[str, str | None]] = {
         "kosongkan sebagian disk, atau arahkan HF_HUB_CACHE ke disk yang lebih besar",
     ),
     "disk_full": ("disk yang memuat {path} penuh", "kosongkan sebagian disk atau pilih folder --out lain"),
+    "translator_download_failed": (
+        "penerjemah marian ({model}) tidak bisa diunduh: {detail}",
+        "periksa koneksi internet, atau pakai --translator glossary",
+    ),
     "folder_not_writable": ("tidak bisa menulis ke {path} (izin ditolak)", "pilih folder yang bisa Anda tulisi dengan --out"),
     "folder_read_only": ("tidak bisa menulis ke {path} (sistem berkas hanya-baca)", "pilih folder yang bisa Anda tulisi dengan --out"),
     "device_out_of_memory": (
