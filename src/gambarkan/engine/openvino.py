@@ -222,8 +222,10 @@ def unet_class() -> Any:
             # own bf16 precision hint.
             with _Ticker("converting"), torch.no_grad(), torch.autocast("cpu", enabled=False), warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # tracer warnings about shape checks: shapes are static here
+                NOTICE.warning("openvino: step 1/2: tracing and converting the U-Net (the long part)")
                 model = ov.convert_model(Plain(), example_input=(sample, timestep, context))
                 if xml is not None:
+                    NOTICE.warning("openvino: step 2/2: saving it (%.0f s so far)", time.perf_counter() - started)
                     xml.parent.mkdir(parents=True, exist_ok=True)
                     part = xml.with_name(xml.stem + ".part.xml")
                     ov.save_model(model, str(part), compress_to_fp16=False)
@@ -246,7 +248,10 @@ def unet_class() -> Any:
                 gc.collect()
                 self.drop_torch_weights()
             config = {"INFERENCE_PRECISION_HINT": self.precision, "PERFORMANCE_HINT": "LATENCY", "INFERENCE_NUM_THREADS": torch.get_num_threads()}
+            started = time.perf_counter()
             compiled = ov.Core().compile_model(source, "CPU", config)
+            if time.perf_counter() - started > 10:
+                NOTICE.warning("openvino: compiled for this CPU (%s) in %.0f s", self.precision, time.perf_counter() - started)
             del source
             self._compiled[key] = compiled.create_infer_request()
             return self._compiled[key]
