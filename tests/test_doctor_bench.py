@@ -29,15 +29,51 @@ def test_doctor_explains_the_memory_mode_each_model_family_gets():
     assert small["memory SDXL 1024x1024"].status == "warn" and "slowly" in small["memory SDXL 1024x1024"].fix
 
 
-def test_doctor_reports_the_hub_unreachable_as_a_note():
+def _local_http_server():
+    """A real HTTP server on a free loopback port that answers 200 (stands in for the Hub)."""
+    import http.server
+    import threading
+
+    class Ok(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 - the http.server API
+            self.send_response(200)
+            self.send_header("content-length", "2")
+            self.end_headers()
+            self.wfile.write(b"[]")
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Ok)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
+
+
+def test_doctor_reports_a_reachable_hub_as_ok():
     from gambarkan.doctor import check_network, summary
 
-    check = check_network(timeout=1.0)
-    assert check.status in ("ok", "warn")
-    if check.status == "warn":
-        assert "--model PATH" in check.fix
-        ready, line = summary([check])
-        assert ready and "Hugging Face Hub" in line
+    server = _local_http_server()
+    try:
+        check = check_network(timeout=5.0, url=f"http://127.0.0.1:{server.server_address[1]}/api/models")
+    finally:
+        server.shutdown()
+    assert (check.status, check.detail, check.fix) == ("ok", "reachable (HTTP 200)", "")
+    assert summary([check]) == (True, "Ready: this machine can run gambarkan.")
+
+
+def test_doctor_reports_the_hub_unreachable_as_a_note():
+    import socket
+
+    from gambarkan.doctor import check_network, summary
+
+    with socket.socket() as sock:  # a port nothing listens on: the connection is refused at once
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    check = check_network(timeout=5.0, url=f"http://127.0.0.1:{port}/api/models")
+    assert check.status == "warn" and check.detail.startswith("not reachable (") and "refused" in check.detail.lower()
+    assert "--model PATH" in check.fix
+    ready, line = summary([check])
+    assert ready and line.startswith("Ready, with notes: Hugging Face Hub: models must already be downloaded")
 
 
 def test_bench_times_both_paths_on_one_pipeline_with_the_same_work(tiny_sd15_dir: Path):

@@ -92,11 +92,12 @@ def _hf_cache() -> Path:
     return Path(HF_HUB_CACHE)
 
 
-def check_network(timeout: float = 3.0) -> Check:
+def check_network(timeout: float = 3.0, url: str = HUB_URL) -> Check:
+    """Can the Hub be reached? ``url`` is for tests (a local server that answers, or a closed port)."""
     import urllib.request
 
     try:
-        with urllib.request.urlopen(HUB_URL, timeout=timeout) as response:  # noqa: S310 (fixed https URL)
+        with urllib.request.urlopen(url, timeout=timeout) as response:  # noqa: S310 (fixed https URL)
             return Check("Hugging Face Hub", "ok", f"reachable (HTTP {response.status})")
     except Exception as exc:  # any network failure means the same to the user
         reason = getattr(exc, "reason", exc)
@@ -124,13 +125,14 @@ def check_tiny_generation(settings: Settings) -> Check:
 
 
 def check_memory_modes(device: str | None = None, free_vram_mb: int | None = None, free_ram_mb: int | None = None) -> list[Check]:
-    """The memory mode ``--memory auto`` would pick here for SD 1.5, SD 2.x and SDXL at their native size."""
-    from gambarkan.engine.device import _NATIVE_PIXELS, choose_memory_mode, pick_device
+    """The memory mode ``--memory auto`` would pick here for each family (SD 1.5 ... FLUX.1) at its native size."""
+    from gambarkan.engine.device import choose_memory_mode, pick_device
+    from gambarkan.families import get_family, names
 
     device = device or pick_device("auto")
     checks = []
-    for kind, label in (("sd15", "SD 1.5"), ("sd2", "SD 2.x"), ("sdxl", "SDXL")):
-        side = int(_NATIVE_PIXELS[kind] ** 0.5)
+    for kind in names():
+        label, (side, _) = get_family(kind).title, get_family(kind).native_size
         plan = choose_memory_mode("auto", device, kind, side, side, free_vram_mb=free_vram_mb, free_ram_mb=free_ram_mb)
         status = "warn" if plan.mode == "minimal" else "ok"
         fix = "it will run, slowly: close other GPU programs or pick a smaller package" if status == "warn" else ""

@@ -19,23 +19,8 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
-from gambarkan.errors import InvalidRequestError, did_you_mean
-
-#: name -> (lossless?, one-line description). The order is the order they are applied in.
-TECHNIQUES: dict[str, tuple[bool, str]] = {
-    "threads": (True, "CPU: one PyTorch thread per physical core"),
-    "sdpa": (True, "PyTorch scaled_dot_product_attention in every attention layer"),
-    "channels_last": (True, "U-Net and VAE convolutions in channels-last memory layout"),
-    "fused_qkv": (True, "one matrix multiply for the query/key/value projections"),
-    "vae_fp32": (True, "fp16 GPU: keep an SDXL VAE that overflows in fp16 in fp32 (no black images, no per-run cast)"),
-    "compile": (True, "torch.compile of the U-Net and VAE decoder, cached per model and shape"),
-    "cuda_graphs": (True, "CUDA: replay the compiled U-Net as a CUDA graph (fixed shapes)"),
-    "taesd_preview": (True, "live previews decoded with TAESD (the final image is untouched)"),
-    "openvino": (True, "CPU: run the U-Net with OpenVINO (static shapes, converted once per size; bf16 with bf16_autocast)"),
-    "bf16_autocast": (False, "CPU: bfloat16 matrix maths where the processor has bf16 instructions"),
-    "taesd_decode": (False, "decode the final image with the tiny TAESD decoder"),
-    "deepcache": (False, "DeepCache: reuse high-level U-Net features between steps"),
-}
+from gambarkan.families import family_of_pipeline, get_family
+from gambarkan.optimize_names import LEVELS, TECHNIQUES, parse_spec  # noqa: F401 - names live low, re-exported here
 
 #: Lossless techniques on by default, per device type (measured: benchmarks/RESULTS.md).
 DEFAULTS: dict[str, frozenset[str]] = {
@@ -45,8 +30,6 @@ DEFAULTS: dict[str, frozenset[str]] = {
 }
 #: What ``fast`` adds (lossy, only when asked).
 FAST = frozenset({"taesd_decode", "bf16_autocast", "deepcache"})
-#: Spec words that are not technique names.
-LEVELS = ("default", "none", "all-lossless", "fast")
 
 
 @dataclass(frozen=True)
@@ -73,36 +56,6 @@ class Options:
     @property
     def lossy(self) -> list[str]:
         return [name for name in self.enabled if not TECHNIQUES[name][0]]
-
-
-def parse_spec(spec: str | None) -> tuple[str | None, dict[str, bool]]:
-    """``"fast,compile,-sdpa"`` -> (level or None, {technique: on/off}); raises on unknown words.
-
-    Cheap (no torch), so request validation can call it.
-    """
-    level: str | None = None
-    switches: dict[str, bool] = {}
-    for raw in (spec or "").replace(" ", ",").split(","):
-        word = raw.strip().lower()
-        if not word:
-            continue
-        on = True
-        if word.startswith("-"):
-            on, word = False, word[1:]
-        elif word.startswith(("no-", "no_")):
-            on, word = False, word[3:]
-        if word in LEVELS:
-            level = word
-            continue
-        name = word.replace("-", "_")
-        if name not in TECHNIQUES:
-            hint = did_you_mean(name, [*TECHNIQUES, *LEVELS])
-            raise InvalidRequestError(
-                f"unknown optimisation '{name}'" + (f" ({hint})" if hint else ""),
-                f"use any of: {', '.join(TECHNIQUES)}; prefix with - to turn one off; or one of {', '.join(LEVELS)}",
-            )
-        switches[name] = on
-    return level, switches
 
 
 def resolve_options(spec: str | None, device: str, dtype: str = "fp32", *, fast: bool = False, arch: str = "sd15") -> Options:
@@ -138,12 +91,14 @@ def _supported(opts: Options, device: str, dtype: str, arch: str) -> Options:
         off["bf16_autocast"] = False
     if device != "cuda" or not opts.compile:
         off["cuda_graphs"] = False
-    if not (device == "cuda" and dtype == "fp16" and arch == "sdxl"):  # MPS casts the VAE back itself
+    family = get_family(arch)
+    if not (device == "cuda" and dtype == "fp16" and family.fp16_vae_overflows):  # MPS casts the VAE back itself
         off["vae_fp32"] = False
     if opts.deepcache and not _deepcache_available():
         off["deepcache"] = False
-    if opts.openvino and (arch == "sdxl" or dtype != "fp32" or not _openvino_available()):
+    if opts.openvino and (dtype != "fp32" or not _openvino_available()):
         off["openvino"] = False
+    off.update({name: False for name in family.optimizations_off if getattr(opts, name)})  # e.g. U-Net-only ones on FLUX
     return replace(opts, **off) if off else opts
 
 
@@ -340,7 +295,7 @@ def revert(pipe: Any) -> None:
 def _guard(pipe: Any, opts: Options, notes: list[str]) -> Options:
     """Switch off what this pipeline cannot take (LoRA adapters vs fused QKV, no TAESD found)."""
     off: dict[str, bool] = {}
-    unet = _base(pipe.unet)
+    unet = _base(_denoiser(pipe))
     if opts.fused_qkv and (getattr(unet, "peft_config", None) or _has_added_kv(unet)):
         off["fused_qkv"] = False
         notes.append("fused_qkv off: LoRA adapters or added KV projections are loaded")
@@ -367,6 +322,12 @@ def _has_added_kv(unet: Any) -> bool:
 def _base(module: Any) -> Any:
     """The module under a torch.compile wrapper."""
     return getattr(module, "_orig_mod", module)
+
+
+def _denoiser(pipe: Any) -> Any:
+    """The U-Net, or the transformer of FLUX-like pipelines."""
+    unet = getattr(pipe, "unet", None)
+    return unet if unet is not None else getattr(pipe, "transformer", None)
 
 
 def _threads(pipe: Any, on: bool, state: State, notes: list[str]) -> None:
@@ -631,7 +592,6 @@ _SWITCHES = {
 
 # --- TAESD -------------------------------------------------------------------------------
 
-TAESD_REPOS = {"sd15": "madebyollin/taesd", "sd2": "madebyollin/taesd", "sdxl": "madebyollin/taesdxl"}
 
 
 def set_taesd(pipe: Any, tiny: Any) -> None:
@@ -649,12 +609,14 @@ def taesd_for(pipe: Any) -> Any:
     import warnings
 
     tiny = None
-    arch = "sdxl" if hasattr(pipe, "text_encoder_2") else "sd15"
+    repo = family_of_pipeline(pipe).taesd_repo
     try:
         from diffusers import AutoencoderTiny
 
         local = os.environ.get("GAMBARKAN_TAESD")
-        source = local if local and Path(local).is_dir() else TAESD_REPOS[arch]
+        source = local if local and Path(local).is_dir() else repo
+        if source is None:
+            raise LookupError("no TAESD for this family")
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             tiny = AutoencoderTiny.from_pretrained(source, local_files_only=True, torch_dtype=_base(pipe.unet).dtype)
@@ -776,7 +738,7 @@ class StageTimer:
     def __enter__(self) -> StageTimer:
         self._watch(getattr(self.pipe, "text_encoder", None), "encode")
         self._watch(getattr(self.pipe, "text_encoder_2", None), "encode")
-        self._watch(self.pipe.unet, "unet")
+        self._watch(_denoiser(self.pipe), "unet")
         vae = _base(getattr(self.pipe, "vae", None))
         self._watch(getattr(vae, "decoder", None), "decode")
         return self
