@@ -294,7 +294,7 @@ def prepare(model: str, width: int, height: int, *, batch_size: int = 1, offline
     if "openvino" not in result.extra.get("optimizations", []):
         from gambarkan.errors import InvalidRequestError
 
-        raise InvalidRequestError(f"OpenVINO cannot run {result.model} here", "it needs `pip install openvino` and an SD 1.x/2.x model in fp32 on the CPU")
+        raise InvalidRequestError(code="openvino_unavailable", params={"model": result.model})
     after = set(folder.glob("unet-*.xml")) if folder and folder.is_dir() else set()
     return {"model": result.model, "width": width, "height": height, "batch_size": batch_size, "seconds": time.perf_counter() - started,
             "written": sorted(str(p) for p in after - before), "already_prepared": not (after - before)}
