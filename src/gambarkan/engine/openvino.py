@@ -84,11 +84,11 @@ class _Ticker:
         while not self._stop.wait(self.every):
             NOTICE.warning("openvino: still %s (%.0f s so far)", self.what, time.perf_counter() - self.started)
 
-    def __enter__(self) -> _Ticker:
+    def __enter__(self) -> _Ticker:  # noqa: PYI034 - Python 3.10 has no typing.Self
         self._thread.start()
         return self
 
-    def __exit__(self, *exc: Any) -> None:
+    def __exit__(self, *exc: object) -> None:
         self._stop.set()
         self._thread.join()
 
