@@ -138,7 +138,8 @@ def unet_class() -> Any:
             if getattr(unet, "peft_config", None):
                 return None  # LoRA layers live only in memory: keep the weights
             folder = Path(str(getattr(unet.config, "_name_or_path", "") or ""))
-            if folder.is_dir() and any(folder.glob("diffusion_pytorch_model*.safetensors")) and not any(folder.glob("*.bin")):
+            fused = any(getattr(m, "fused_projections", False) for m in unet.modules())  # in-memory layout differs from the files
+            if not fused and folder.is_dir() and any(folder.glob("diffusion_pytorch_model*.safetensors")) and not any(folder.glob("*.bin")):
                 return ("folder", folder)
             if self.cache_dir is None or not self.model_key:
                 return None
