@@ -24,6 +24,7 @@ MESSAGES: dict[str, tuple[str, str | None]] = {
     "size_not_multiple_of_8": ("{field} {value} is not a multiple of 8", "try {suggestion}"),
     "value_out_of_range": ("{field} {value} is out of range", "use a value from {lo} to {hi}"),
     "unknown_option": ("unknown option '{field}'", "see: gambarkan generate --help"),
+    "openvino_unavailable": ("OpenVINO cannot run {model} here", "it needs `pip install openvino` and an SD 1.x/2.x model in fp32 on the CPU"),
     "invalid_value": ("invalid {field}: {detail}", None),
     "prompt_has_nul": ("prompt contains a NUL character", None),
     "prompt_too_long": ("prompt is longer than {limit} characters", None),

@@ -22,6 +22,7 @@ ID: dict[str, tuple[str, str | None]] = {
     "size_not_multiple_of_8": ("{field} {value} bukan kelipatan 8", "coba {suggestion}"),
     "value_out_of_range": ("{field} {value} di luar batas", "pakai nilai dari {lo} sampai {hi}"),
     "unknown_option": ("pilihan '{field}' tidak dikenal", "lihat: gambarkan generate --help"),
+    "openvino_unavailable": ("OpenVINO tidak bisa menjalankan {model} di sini", "perlu `pip install openvino` dan model SD 1.x/2.x dalam fp32 di CPU"),
     "invalid_value": ("{field} tidak valid: {detail}", None),
     "prompt_has_nul": ("prompt berisi karakter NUL", None),
     "prompt_too_long": ("prompt lebih panjang dari {limit} karakter", None),
