@@ -14,7 +14,6 @@ import click
 from gambarkan.cli.common import err_console, handle_errors, not_empty, print_json, quiet_libraries
 from gambarkan.cli.control import control_fields, control_options, save_control_maps
 from gambarkan.cli.ip_adapter import ip_adapter_fields, ip_adapter_options
-from gambarkan.cli.control import control_fields, control_options, save_control_maps
 
 DEVICE_CHOICES = ["auto", "cpu", "cuda", "mps"]
 DTYPE_CHOICES = ["auto", "fp32", "fp16", "bf16"]
