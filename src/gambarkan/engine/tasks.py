@@ -377,6 +377,8 @@ def run(task: Task, loaded: Any, pipe: Any, kwargs: dict[str, Any], on_step_end:
         call.update(width=task.width, height=task.height)
     else:
         call.update(task.call)
+        if getattr(getattr(loaded, "family", None), "sized_tasks", False):
+            call.update(width=task.width, height=task.height)
     if task.hires is None:
         images = pipe(**call, callback_on_step_end=on_step_end, callback_on_step_end_tensor_inputs=["latents"]).images
         return [task.finish(image) for image in images] if task.finish else list(images)
