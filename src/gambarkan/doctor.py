@@ -56,6 +56,19 @@ def check_device() -> list[Check]:
     return [Check("device", "warn", f"CPU only ({torch.get_num_threads()} threads): a 512x512 image takes minutes", "use the 'cepat' package or a GPU (e.g. Colab T4)")]
 
 
+def check_cpu() -> Check:
+    """The CPU's vector features and thread count: what ``--fast`` and the benchmarks depend on."""
+    from gambarkan.cpufeatures import detect, torch_threads
+
+    cpu = detect()
+    detail = cpu.describe(torch_threads())
+    if not cpu.avx2:
+        return Check("CPU", "warn", detail, "no AVX2: PyTorch runs its slowest kernels here; use a GPU or the 'cepat' package")
+    if not cpu.bf16:
+        return Check("CPU", "ok", detail + "; --fast uses no bf16 here (emulated bf16 is slower than fp32)")
+    return Check("CPU", "ok", detail + "; --fast uses bf16")
+
+
 def check_memory_and_disk(settings: Settings) -> list[Check]:
     import psutil
 
@@ -79,11 +92,12 @@ def _hf_cache() -> Path:
     return Path(HF_HUB_CACHE)
 
 
-def check_network(timeout: float = 3.0) -> Check:
+def check_network(timeout: float = 3.0, url: str = HUB_URL) -> Check:
+    """Can the Hub be reached? ``url`` is for tests (a local server that answers, or a closed port)."""
     import urllib.request
 
     try:
-        with urllib.request.urlopen(HUB_URL, timeout=timeout) as response:  # noqa: S310 (fixed https URL)
+        with urllib.request.urlopen(url, timeout=timeout) as response:  # noqa: S310 (fixed https URL)
             return Check("Hugging Face Hub", "ok", f"reachable (HTTP {response.status})")
     except Exception as exc:  # any network failure means the same to the user
         reason = getattr(exc, "reason", exc)
@@ -133,6 +147,7 @@ def run_doctor(settings: Settings | None = None, network: bool = True) -> list[C
     if any(c.status == "fail" for c in checks):
         return checks
     checks += check_device()
+    checks.append(check_cpu())
     checks += check_memory_and_disk(settings)
     checks += check_memory_modes()
     checks.append(Check("folders", "ok", f"home {settings.home}, outputs {settings.output_dir}, models {_hf_cache()}"))

@@ -336,6 +336,53 @@ def save_tiny_model(directory: Path | str, arch: str = "sd15", seed: int = 0) ->
     return directory
 
 
+MARIAN_CORPUS = [
+    "kucing hitam besar tidur di atas kasur", "rumah adat jawa di tengah sawah", "dua ekor kucing bermain",
+    "gadis berkebaya merah di sawah saat matahari terbenam", "pemandangan pantai saat senja",
+    "big black cat sleeping on a bed", "traditional javanese house", "two cats playing", "beach at dusk",
+    "seorang nenek sedang duduk di atas batu", "an old woman sitting on a rock", "langit malam penuh bintang",
+]
+
+
+def save_tiny_marian(root: Path | str, model_id: str = "Helsinki-NLP/opus-mt-id-en") -> Path:
+    """A random-weight MarianMT model + trained sentencepiece tokenizer, saved offline in the HF cache
+    layout under ``root/hf`` as ``model_id``; returns the snapshot folder (what ``from_pretrained`` loads)."""
+    import json
+
+    import sentencepiece as spm
+    import torch
+    from transformers import MarianConfig, MarianMTModel, MarianTokenizer
+
+    root = Path(root)
+    work = root / "work"
+    work.mkdir(parents=True, exist_ok=True)
+    spm.SentencePieceTrainer.train(
+        sentence_iterator=iter(MARIAN_CORPUS * 20), model_prefix=str(work / "sp"), vocab_size=80,
+        character_coverage=1.0, model_type="unigram", bos_id=-1, eos_id=1, unk_id=0, pad_id=-1,
+        minloglevel=2,
+    )
+    sp = spm.SentencePieceProcessor(model_file=str(work / "sp.model"))
+    vocab = {"<unk>": 0, "</s>": 1}
+    for i in range(sp.get_piece_size()):
+        vocab.setdefault(sp.id_to_piece(i), len(vocab))
+    vocab["<pad>"] = len(vocab)
+    (work / "vocab.json").write_text(json.dumps(vocab), encoding="utf-8")
+    repo = root / "hf" / ("models--" + model_id.replace("/", "--"))
+    snap = repo / "snapshots" / ("0" * 40)
+    tok = MarianTokenizer(str(work / "sp.model"), str(work / "sp.model"), str(work / "vocab.json"), source_lang="id", target_lang="en")
+    tok.save_pretrained(snap)
+    config = MarianConfig(
+        vocab_size=len(vocab), d_model=16, encoder_layers=1, decoder_layers=1, encoder_attention_heads=2,
+        decoder_attention_heads=2, encoder_ffn_dim=32, decoder_ffn_dim=32, max_position_embeddings=128,
+        pad_token_id=vocab["<pad>"], eos_token_id=vocab["</s>"], decoder_start_token_id=vocab["<pad>"],
+        forced_eos_token_id=vocab["</s>"],
+    )
+    torch.manual_seed(0)
+    MarianMTModel(config).save_pretrained(snap)
+    (repo / "refs").mkdir(parents=True, exist_ok=True)
+    (repo / "refs" / "main").write_text("0" * 40)
+    return snap
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m gambarkan.testing", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -343,11 +390,18 @@ def main(argv: list[str] | None = None) -> int:
     tiny.add_argument("directory")
     tiny.add_argument("--arch", choices=list(TINY_ARCHS), default="sd15")
     tiny.add_argument("--seed", type=int, default=0)
+    control = sub.add_parser("tiny-controlnet", help="write a tiny random ControlNet matching a tiny model")
+    control.add_argument("directory")
+    control.add_argument("--base", required=True, help="the tiny model folder it must match")
+    control.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     from gambarkan.cli.common import quiet_libraries
 
     quiet_libraries()  # the path alone on stdout, no library chatter on stderr
-    path = save_tiny_model(args.directory, args.arch, args.seed)
+    if args.command == "tiny-controlnet":
+        path = save_tiny_controlnet(args.directory, args.base, args.seed)
+    else:
+        path = save_tiny_model(args.directory, args.arch, args.seed)
     print(path)
     return 0
 
@@ -526,6 +580,27 @@ def save_tiny_single_file(path: Path | str, seed: int = 0, config_dir: Path | st
     if config_dir is not None:
         pipe.save_pretrained(Path(config_dir), safe_serialization=True)
     return path
+
+
+def save_tiny_controlnet(directory: Path | str, base: Path | str, seed: int = 0) -> Path:
+    """Save a tiny random ControlNet made from the tiny model at ``base`` (its U-Net's shape), as
+    a diffusers folder that ``--control-model DIR`` loads. Zero convolutions are randomised too,
+    so the control image visibly changes the output (a fresh ControlNet would change nothing)."""
+    import torch
+    from diffusers import ControlNetModel, UNet2DConditionModel
+
+    unet = UNet2DConditionModel.from_pretrained(Path(base) / "unet")
+    vae_levels = len(json.loads((Path(base) / "vae" / "config.json").read_text())["block_out_channels"])
+    torch.manual_seed(seed)
+    controlnet = ControlNetModel.from_unet(unet, conditioning_embedding_out_channels=tuple(16 * 2**i for i in range(vae_levels)))
+    with torch.no_grad():
+        for name, param in controlnet.named_parameters():
+            if "controlnet_down_blocks" in name or "controlnet_mid_block" in name or "controlnet_cond_embedding.conv_out" in name:
+                # Weights only: a random bias would shift the output whatever the control image.
+                param.normal_(0.0, 0.5) if name.endswith("weight") else param.zero_()
+    directory = Path(directory)
+    controlnet.save_pretrained(directory, safe_serialization=True)
+    return directory
 
 
 def tiny_upscaler_state(scale: int = 4, num_block: int = 1, num_feat: int = 8, num_grow: int = 4, seed: int = 0) -> dict[str, Any]:

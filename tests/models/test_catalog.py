@@ -35,7 +35,7 @@ def test_builtin_packages_have_every_field() -> None:
 
 
 def test_builtin_packages_are_sane() -> None:
-    from gambarkan.engine.samplers import get_sampler
+    from gambarkan.sampler_names import canonical_sampler
 
     packages = catalog.builtin_packages()
     for name, spec in packages.items():
@@ -55,7 +55,7 @@ def test_builtin_packages_are_sane() -> None:
             assert all(f".{spec.variant}." in f for f in spec.files if f.endswith(".safetensors")), name
         if spec.vae_source:
             assert SHA.match(spec.vae_revision) and spec.vae_files
-        assert get_sampler(spec.sampler).name == spec.sampler
+        assert canonical_sampler(spec.sampler) == spec.sampler
         assert 1 <= spec.steps <= 150 and 0 <= spec.cfg <= 30
         assert spec.width % 8 == 0 and spec.height % 8 == 0 and 1 <= spec.clip_skip <= 12
         assert spec.download_mb > 500 and spec.min_vram_mb >= 1024 and spec.min_ram_mb >= 4096

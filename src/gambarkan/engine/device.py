@@ -60,9 +60,7 @@ def pick_dtype(device: str, requested: str = "auto", capability: tuple[int, int]
     if requested == "bf16" and device == "cuda":
         major, minor = capability or cuda_capability()
         if (major, minor) < BF16_CAPABILITY:
-            raise InvalidRequestError(
-                f"this GPU (compute capability {major}.{minor}) has no bf16 hardware", "use --dtype fp16 or auto (bf16 needs 8.0 or newer, e.g. an A100 or L4)"
-            )
+            raise InvalidRequestError(code="bf16_unsupported", params={"major": major, "minor": minor})
     return requested
 
 
@@ -279,10 +277,7 @@ def run_with_oom_retry(
         lower = next_lower_mode(plan.mode)
         release_memory()
         if lower is None or plan.device != "cuda":
-            raise OutOfMemoryError(
-                f"the {plan.device} ran out of memory in memory mode {plan.mode}",
-                "try a smaller size, a smaller batch, or the 'cepat' or 'umum' package",
-            ) from None
+            raise OutOfMemoryError(code="device_out_of_memory", params={"device": plan.device, "mode": plan.mode}) from None
     retry_plan = replace(plan, mode=lower, vae_slicing=True, vae_tiling=True, reason=f"retry after running out of memory in {plan.mode} mode")
     if notify:
         notify(f"out of GPU memory in '{plan.mode}' mode; freed memory and retrying once in '{lower}' mode")
@@ -293,7 +288,4 @@ def run_with_oom_retry(
         if not is_out_of_memory(exc):
             raise
         release_memory()
-        raise OutOfMemoryError(
-            f"the GPU ran out of memory even in memory mode {lower}",
-            "try a smaller size or batch, --memory minimal, or a lighter package like 'umum'",
-        ) from None
+        raise OutOfMemoryError(code="gpu_out_of_memory", params={"mode": lower}) from None

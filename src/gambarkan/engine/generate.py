@@ -22,6 +22,7 @@ from gambarkan.errors import CancelledError
 from gambarkan.families import Family, get_family
 from gambarkan.plan import Plan
 from gambarkan.request import GeneratedImage, GenerationRequest, GenerationResult
+from gambarkan.sampler_names import infotext_fields
 
 __all__ = ["Engine", "Plan", "Progress", "Translation", "default_engine", "make_result", "metadata_fields"]
 
@@ -173,11 +174,22 @@ def _task(request: GenerationRequest, plan: Plan) -> Any:
     return prepare(request, plan)
 
 
-def _task_pipeline(loaded: Any, kind: str) -> Any:
+def _task_pipeline(loaded: Any, kind: str, controlnet: Any = None) -> Any:
     """The loaded pipeline itself (txt2img) or one derived from it with ``from_pipe``."""
     from gambarkan.engine.tasks import pipeline_for
 
-    return pipeline_for(loaded, kind)
+    return pipeline_for(loaded, kind, controlnet)
+
+
+def _controlnet(task: Any, loaded: Any, device: str, dtype: str, settings: Settings, offline: bool) -> Any:
+    """The ControlNet model(s) of the request's control units (None without), loaded once."""
+    if task.control is None:
+        return None
+    from gambarkan.engine import control
+
+    model = control.attach(task.control, loaded, device, dtype, settings, offline)
+    control.check_fits(model, loaded.pipe)
+    return model
 
 
 def _run_task(task: Any, loaded: Any, pipe: Any, kwargs: dict[str, Any], on_step_end: Callable, new_scheduler: Callable[[], Any]) -> list[Any]:
@@ -209,15 +221,13 @@ def _latent_preview(latents: Any, arch: str, scale: int = 8, pipe: Any = None, s
     return Image.fromarray(rgb).resize((lat.shape[2] * scale, lat.shape[1] * scale), Image.NEAREST)
 
 
-def _sampler_label(name: str) -> str:
-    return name
-
-
 def metadata_fields(plan: Plan, loaded_name: str, model_hash: str | None, seed: int, translation: Translation, extra: dict[str, Any] | None = None) -> dict[str, Any]:
     """The A1111 key/value part of the PNG ``parameters`` chunk, in A1111's order."""
     fields: dict[str, Any] = {
         "Steps": plan.steps,
-        "Sampler": _sampler_label(plan.sampler),
+        # A1111 >= 1.9 style: "Sampler: DPM++ 2M, Schedule type: Karras" (read back in both styles).
+        "Sampler": infotext_fields(plan.sampler)[0],
+        "Schedule type": infotext_fields(plan.sampler)[1],
         "CFG scale": f"{plan.cfg:g}",
         "Seed": seed,
         "Size": f"{plan.width}x{plan.height}",
@@ -310,7 +320,9 @@ class Engine:
             run_id = _record_start(request, self.settings, surface) if self.history else None
             self._run_id = run_id  # each saved image is added to this row at once (see _generate)
             try:
-                result = self._generate(request, on_progress, cancel, preview_every)
+                result = _per_image_variations(self._generate, request, on_progress, cancel, preview_every)
+                if result is None:
+                    result = self._generate(request, on_progress, cancel, preview_every)
             except BaseException as exc:
                 if self.history:
                     _record(None, request, exc, self.settings, run_id, surface)
@@ -319,18 +331,24 @@ class Engine:
                 _record(result, request, None, self.settings, run_id, surface)
             return result
 
-    def _generate(self, request: GenerationRequest, on_progress: ProgressCallback | None, cancel: threading.Event | None, preview_every: int) -> GenerationResult:
+    def _generate(self, request: GenerationRequest, on_progress: ProgressCallback | None, cancel: threading.Event | None, preview_every: int,
+                  fields: dict[str, Any] | None = None) -> GenerationResult:
         import torch
 
         from gambarkan.engine.device import choose_memory_mode, is_black, latents_finite, pick_device, pick_dtype, run_with_oom_retry
-        from gambarkan.engine.samplers import make_scheduler
+        from gambarkan.engine.samplers import build_scheduler, make_scheduler
         from gambarkan.outputs.history import pause_point
         from gambarkan.outputs.png import format_parameters, save_png
 
         timings: dict[str, float] = {}
         started = time.perf_counter()
         _reset_peaks(device_hint=request.device)
+        if request.save:  # a folder that cannot take the images fails now, not after sampling
+            from gambarkan.outputs.png import check_output_dir
+
+            check_output_dir(_output_dir(request, self.settings))
         plan = _resolve(request, self.settings)
+        plan.extra.update(fields or {})  # e.g. the variations' Template
         task = _task(request, plan)  # txt2img / img2img / inpaint (+ hires): pixels ready, steps checked
 
         t = time.perf_counter()
@@ -355,8 +373,12 @@ class Engine:
         opt = _optimize(pipe, request, loaded, device, dtype, plan, self.settings)  # after LoRAs: fused QKV must see them
         if opt.metadata:
             plan.extra["Optimizations"] = opt.metadata  # only techniques that change the output
+        notes.extend(opt.announce)  # e.g. what --fast does on this CPU, and why
+        controlnet = _controlnet(task, loaded, device, dtype, self.settings, request.offline or self.settings.offline)
+        if task.control is not None:
+            task.metadata.update(task.control.metadata())
         plan.extra.update(task.metadata)
-        task_pipe = _task_pipeline(loaded, task.kind)  # the loaded modules, shared (from_pipe)
+        task_pipe = _task_pipeline(loaded, task.kind, controlnet)  # the loaded modules, shared (from_pipe)
         seed = request.seed if request.seed >= 0 else random.randint(0, 2**32 - 1 - request.batch_size * request.count)
         out_dir = _output_dir(request, self.settings) if request.save else None
         images: list[GeneratedImage] = []
@@ -364,7 +386,8 @@ class Engine:
         timings["sample"] = 0.0
         timings["save"] = 0.0
         for batch_index in range(request.count):
-            task_pipe.scheduler = make_scheduler(plan.sampler, {**loaded.scheduler_config, **plan.scheduler_options})
+            task_pipe.scheduler, scheduler_notes = build_scheduler(plan.sampler, {**loaded.scheduler_config, **plan.scheduler_options})
+            notes.extend(n for n in scheduler_notes if n not in notes)
             t = time.perf_counter()
             cond_kwargs, step_hook = _conditioning(pipe, translation.prompt, translation.negative_prompt, plan.clip_skip, plan.steps, plan.cfg, loaded.family)
             timings["encode"] = timings.get("encode", 0.0) + time.perf_counter() - t
@@ -456,6 +479,45 @@ def _precision_retry(loaded: Any, plan: Plan, dtype: str, notes: list[str], reru
     return output
 
 
+def _per_image_variations(run: Callable[..., GenerationResult], request: GenerationRequest, on_progress: ProgressCallback | None,
+                          cancel: threading.Event | None, preview_every: int) -> GenerationResult | None:
+    """Prompt variations (``{a|b}``, ``__name__``): each image runs alone with the prompt its seed expands to.
+
+    None when the prompts have none; the PNGs keep the expanded prompt and the ``Template``.
+    """
+    from dataclasses import replace
+
+    from gambarkan.prompt.variations import check, expand, has_variations
+
+    if not (has_variations(request.prompt) or has_variations(request.negative_prompt)):
+        return None
+    check(request.prompt)  # every wildcard file is there before the first image
+    check(request.negative_prompt)
+    total = request.batch_size * request.count
+    base = request.seed if request.seed >= 0 else random.randint(0, 2**32 - 1 - total)
+    template = {"Template": request.prompt, "Negative Template": request.negative_prompt or None}
+    results: list[GenerationResult] = []
+    for i in range(total):
+        seed = base + i
+        one = request.merged(prompt=expand(request.prompt, seed), negative_prompt=expand(request.negative_prompt, seed, salt="negative"),
+                             seed=seed, batch_size=1, count=1)
+
+        def progress(event: Progress, _i: int = i) -> None:
+            if on_progress is not None:
+                on_progress(Progress(_i, total, event.step, event.steps, _i, total, event.preview))
+
+        results.append(run(one, progress, cancel, preview_every, template))
+    result = results[0]
+    result.images = [replace(r.images[0], index=i) for i, r in enumerate(results)]
+    result.seed = base
+    result.extra["prompts"] = [r.prompt for r in results]
+    for other in results[1:]:
+        for key, value in other.timings.items():
+            if key in ("translate", "load", "encode", "sample", "save", "total"):
+                result.timings[key] = result.timings.get(key, 0.0) + value
+    return result
+
+
 def make_result(images: list[GeneratedImage], plan: Plan, translation: Translation, loaded: Any, opt: Any, seed: int,
                 device: str, dtype: str, timings: dict[str, float], notes: list[str], **extra: Any) -> GenerationResult:
     """The GenerationResult of a finished run (one request; batch.py makes one per batched request)."""
@@ -506,9 +568,11 @@ def _optimize(pipe: Any, request: GenerationRequest, loaded: Any, device: str, d
     """Bring the cached pipeline to the speed techniques this request asks for (engine.optimize)."""
     from gambarkan.engine import optimize
 
-    opts = optimize.resolve_options(request.optimize, device, dtype, fast=request.fast, arch=loaded.arch)
-    shape = (request.batch_size, plan.height, plan.width)
-    return optimize.apply(pipe, opts, model_key=f"{loaded.source}|{device}|{dtype}", shape=shape, cache_dir=settings.cache_dir)
+    return optimize.for_request(
+        pipe, request.optimize, fast=request.fast, device=device, dtype=dtype, arch=loaded.arch, model_key=f"{loaded.source}|{device}|{dtype}",
+        batch=request.batch_size, width=plan.width, height=plan.height, cfg=plan.cfg, cache_dir=settings.cache_dir,
+        model_name=request.preset or request.model or plan.preset or "",
+    )
 
 
 def _preview(pipe: Any, opt: Any, latents: Any, arch: str, size: tuple[int, int] | None = None) -> Any:

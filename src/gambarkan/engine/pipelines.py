@@ -59,13 +59,17 @@ class LoadedModel:
 def classify_source(model: str) -> str:
     """``file`` for a checkpoint file, ``folder`` for a local diffusers folder, ``hub`` for a repo id."""
     path = Path(model).expanduser()
+    if path.exists() and not path.is_dir():
+        from gambarkan.paths import require_regular_file
+
+        require_regular_file(path, "model file")  # a FIFO or device is named as such, never opened
     if path.is_file():
         return "file"
     if path.is_dir():
         return "folder"
     looks_like_path = model.startswith((".", "/", "~")) or os.sep in model.strip("/").replace("/", "", 1) or model.count("/") > 1
     if looks_like_path or model.lower().endswith((".safetensors", ".ckpt", ".bin", ".pt")):
-        raise UnknownModelError(f"model file or folder not found: {model}", "check the path, or give a Hugging Face repo id like stable-diffusion-v1-5/stable-diffusion-v1-5")
+        raise UnknownModelError(code="model_not_found", params={"path": model})
     if model.count("/") != 1 or not all(model.split("/")):
         raise UnknownModelError(
             f"unknown model '{model}'", "give a package name (see: gambarkan models list), a Hub id like owner/name, a folder or a .safetensors file"
@@ -193,10 +197,7 @@ def _load_gguf(path: Path, dtype: str, offline: bool, config: str | None) -> tup
 
     family = detect_file(gguf_tensor_names(path))
     if not config:
-        raise ModelLoadError(
-            f"{path.name} holds only the {family.title} transformer; the text encoders and VAE come from a base model",
-            f"install a {family.title} package first (e.g. gambarkan models pull flux-schnell), or use that package",
-        )
+        raise ModelLoadError(code="gguf_needs_base", params={"file": path.name, "family": family.title})
     base = Path(config).expanduser()
     repo, _, revision = config.partition("@")  # a package pins its base as "owner/name@commit"
     folder = base if base.is_dir() else download_snapshot(repo, offline, revision or None, list(GGUF_BASE_FILES))

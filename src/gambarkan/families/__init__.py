@@ -37,15 +37,21 @@ def detect_folder(folder: Path) -> Family:
     index_file = folder / "model_index.json"
     if not index_file.is_file():
         raise ModelLoadError(f"{folder} is not a diffusers model folder (no model_index.json)", "point --model at the folder that holds model_index.json, or at a .safetensors file")
+    fix = "point --model at a diffusers model folder (its model_index.json names the pipeline), or download the model again"
     try:
         index: dict[str, Any] = json.loads(index_file.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as exc:
-        raise ModelLoadError(f"{index_file} is unreadable: {exc}", "download the model again") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ModelLoadError(f"not a diffusers model folder: {index_file} is unreadable ({exc})", fix) from None
+    if not isinstance(index, dict):
+        raise ModelLoadError(f"not a diffusers model folder: {index_file} is a JSON {type(index).__name__}, not an object", fix)
+    cls = index.get("_class_name", "")
+    if not isinstance(cls, str):
+        raise ModelLoadError(f"not a diffusers model folder: _class_name in {index_file} is not a text", fix)
     for family in FAMILIES.values():
         if family.detect_folder is not None and family.detect_folder(index, folder):
             return family
-    cls = index.get("_class_name", "")
-    raise ModelLoadError(f"{folder.name} holds a {cls}, which gambarkan cannot run yet", "use an SD 1.x, SD 2.x, SDXL or FLUX.1 text-to-image model")
+    shown = cls if cls.isidentifier() and len(cls) <= 80 else repr(cls[:80])
+    raise ModelLoadError(f"{folder.name} holds a {shown}, which gambarkan cannot run yet", "use an SD 1.x, SD 2.x, SDXL or FLUX.1 text-to-image model")
 
 
 def detect_file(keys: Iterable[str]) -> Family:

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from gambarkan.models.catalog import DEFAULT_PRESET, ModelSpec, get_package, load_catalog
+from gambarkan.sampler_names import canonical_sampler
 
 __all__ = ["DEFAULT_PRESET", "ModelSpec", "get_package", "load_catalog", "resolve_request", "config_folder_for"]
 
@@ -118,7 +119,8 @@ def resolve_request(request: Any, settings: Any, *, show_progress: bool = True) 
     use_style = request.style
     return Plan(
         model=model,
-        sampler=pick("sampler"),
+        # A schedule type asked alone applies to the package's sampler ("DPM++ 2M Karras" + beta).
+        sampler=pick("sampler") if request.sampler is not None else canonical_sampler(pick("sampler"), request.scheduler),
         steps=pick("steps"),
         cfg=pick("cfg"),
         width=pick("width"),

@@ -18,7 +18,7 @@ try:
 except ModuleNotFoundError:  # Python 3.10
     import tomli as tomllib  # type: ignore[no-redef]
 
-from gambarkan.errors import InvalidRequestError, UnknownModelError, did_you_mean
+from gambarkan.errors import InvalidRequestError, UnknownModelError, UnsafeFileError, close_names, did_you_mean
 from gambarkan.families import get_family
 from gambarkan.families import names as family_names
 
@@ -124,10 +124,23 @@ _TUPLE_FIELDS = {"files", "vae_files", "style"}
 _INT_FIELDS = {"download_mb", "min_vram_mb", "min_ram_mb", "steps", "width", "height", "clip_skip"}
 
 
+_TOML_CACHE: dict[Path, tuple[tuple[int, int], dict[str, Any]]] = {}
+
+
 def _read_toml(path: Path) -> dict[str, Any]:
+    """The parsed file, re-read only when its size or mtime changed (every generate resolves a package)."""
+    import copy
+
     try:
+        stat = path.stat()
+        stamp = (stat.st_mtime_ns, stat.st_size)
+        cached = _TOML_CACHE.get(path)
+        if cached is not None and cached[0] == stamp:
+            return copy.deepcopy(cached[1])
         with open(path, "rb") as handle:
-            return tomllib.load(handle)
+            data = tomllib.load(handle)
+        _TOML_CACHE[path] = (stamp, data)
+        return copy.deepcopy(data)
     except FileNotFoundError:
         return {}
     except (OSError, ValueError, RecursionError) as exc:  # TOMLDecodeError and bad UTF-8 are ValueErrors
@@ -245,9 +258,7 @@ def get_package(name: str, settings: Any = None) -> ModelSpec:
     key = name.strip().lower()
     if key in packages:
         return packages[key]
-    suggestion = did_you_mean(name, packages)
-    hint = f"{suggestion} see: gambarkan models list" if suggestion else "see: gambarkan models list"
-    raise UnknownModelError(f"unknown preset '{name}'", hint)
+    raise UnknownModelError(code="unknown_package", params={"name": name, "close": close_names(name, packages)})
 
 
 # --- user packages -----------------------------------------------------------------------
@@ -310,7 +321,7 @@ def add_user_package(settings: Any, name: str, source: str, *, allow_pickle: boo
     negative_prompt, style, kind, revision, license ...). A local source is checked now
     (format by bytes, SD family detected) so a bad package fails here and not at generate time.
     """
-    from gambarkan.models.safety import check_folder
+    from gambarkan.models.safety import PICKLE_HINT, check_folder
 
     name = name.strip().lower()
     if not NAME_RE.match(name):
@@ -320,19 +331,24 @@ def add_user_package(settings: Any, name: str, source: str, *, allow_pickle: boo
     if unknown:
         raise InvalidRequestError(f"unknown package field(s) {', '.join(unknown)}", "see: gambarkan models add --help")
     if "sampler" in overrides:
-        from gambarkan.engine.samplers import get_sampler
+        from gambarkan.sampler_names import canonical_sampler
 
-        overrides["sampler"] = get_sampler(str(overrides["sampler"])).name
+        overrides["sampler"] = canonical_sampler(str(overrides["sampler"]))
     path = Path(source).expanduser()
     if path.exists():
-        if path.is_dir():
-            check_folder(path, allow_pickle=allow_pickle)
-        elif path.suffix.lower() not in (".safetensors", ".gguf"):
-            from gambarkan.models.safety import check_file
+        try:
+            if path.is_dir():
+                check_folder(path, allow_pickle=allow_pickle)
+            elif path.suffix.lower() not in (".safetensors", ".gguf"):
+                from gambarkan.models.safety import check_file
 
-            check_file(path, allow_pickle=allow_pickle)  # refuses pickles with a clear message
-            raise InvalidRequestError(f"{path.name} is not a .safetensors file", "give a .safetensors file or a diffusers folder")
-        overrides.setdefault("kind", detect_kind(str(path)))
+                check_file(path, allow_pickle=allow_pickle)  # refuses pickles with a clear message
+                raise InvalidRequestError(f"{path.name} is not a .safetensors file", "give a .safetensors file or a diffusers folder")
+            overrides.setdefault("kind", detect_kind(str(path)))
+        except UnsafeFileError as exc:
+            if allow_pickle or exc.hint != PICKLE_HINT:
+                raise
+            raise UnsafeFileError(exc.message, f"{exc.hint}, or pass --allow-pickle to scan it and keep it if it is clean") from None
         source = str(path.resolve())
     elif not HUB_ID_RE.match(source):
         raise UnknownModelError(

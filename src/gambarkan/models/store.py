@@ -90,7 +90,10 @@ def probe_endpoint(endpoint: str | None, name: str = "", timeout: float = 5.0) -
         socket.create_connection((parts.hostname or "", port), timeout=timeout).close()
     except OSError:
         what = f" to download '{name}'" if name else ""
-        raise NetworkError(f"cannot reach the Hugging Face Hub ({parts.hostname}){what}", _NETWORK_HINT) from None
+        raise NetworkError(
+            f"cannot reach the Hugging Face Hub ({parts.hostname}){what}", _NETWORK_HINT,
+            code="hub_unreachable", params={"host": parts.hostname, "name": name},
+        ) from None
 
 
 def _record_path(spec: ModelSpec, settings: Any) -> Path:
@@ -267,8 +270,8 @@ def check_free_disk(needed: int, directory: Path, name: str) -> None:
     free = shutil.disk_usage(probe).free
     if needed and free < needed + DISK_MARGIN_BYTES:
         raise DiskFullError(
-            f"not enough free disk for '{name}': it needs {needed / 2**20:.0f} MB, {free / 2**20:.0f} MB are free in {probe}",
-            "free some space, or point HF_HUB_CACHE at a bigger disk",
+            code="disk_full_download",
+            params={"name": name, "needed_mb": round(needed / 2**20), "free_mb": round(free / 2**20), "path": str(probe)},
         )
 
 
@@ -399,10 +402,7 @@ def pull(spec: ModelSpec, settings: Any, *, show_progress: bool = True, offline:
         return done[0]
     offline = settings.offline if offline is None else offline
     if offline:
-        raise NetworkError(
-            f"package '{spec.name}' is not downloaded and offline mode is on",
-            f"run `gambarkan models pull {spec.name}` with a connection (check it with `gambarkan doctor`), or use --model PATH",
-        )
+        raise NetworkError(code="package_not_downloaded", params={"name": spec.name})
     from huggingface_hub import snapshot_download
 
     from gambarkan.models import urlpolicy
