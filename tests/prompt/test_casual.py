@@ -7,11 +7,12 @@ import importlib.util
 from pathlib import Path
 
 import pytest
-from hypothesis import given, settings as hsettings
+from hypothesis import given
+from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
 from gambarkan.prompt import translate as tr
-from gambarkan.prompt.backends.glossary import GlossaryTranslator, degree
+from gambarkan.prompt.backends.glossary import degree
 from gambarkan.prompt.normalize import Normalizer, booru_tags, normalize
 from gambarkan.prompt.syntax import replace_text_segments, text_segments
 from gambarkan.prompt.translate import translate_prompt
@@ -162,7 +163,7 @@ def test_syntax_is_kept_byte_for_byte(phrases: list[str], wrap: str) -> None:
     body = ", ".join(phrases)
     prompt = wrap.format(body, phrases[0]) if wrap.count("{}") == 2 else wrap.format(body)
     out = translate_prompt(prompt, "glossary").english
-    skeleton = lambda t: replace_text_segments(t, ["_"] * len(text_segments(t)))  # noqa: E731
+    skeleton = lambda t: replace_text_segments(t, ["_"] * len(text_segments(t)))
     assert skeleton(out) == skeleton(prompt)
 
 

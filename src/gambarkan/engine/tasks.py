@@ -63,10 +63,9 @@ def _steps_run(steps: int, strength: float, what: str) -> int:
     run = min(int(steps * strength), steps)
     if run < 1:
         need = next((n for n in range(steps, 151) if int(n * strength) >= 1), 150)
-        raise InvalidRequestError(
-            f"{what} {strength:g} with {steps} steps runs no denoising step",
-            f"raise the steps to {need} or the strength" if strength > 0 else "a strength above 0 is needed",
-        )
+        if strength <= 0:
+            raise InvalidRequestError(f"{what} 0 would give back the input unchanged", "a strength above 0 is needed")
+        raise InvalidRequestError(code="strength_runs_no_step", params={"field": what, "strength": f"{strength:g}", "steps": steps, "need": need})
     return run
 
 

@@ -353,13 +353,13 @@ def translate_prompt(text: str, translator: str = "auto", settings: Settings | N
     where = dict(zip(todo, range(len(todo))))
     for i, p in enumerate(phrases):
         norm = norms[i][0]
-        k = where.get(i)
-        left = unknown[k] if k is not None and used[k] == "glossary" else []
+        slot = where.get(i)
+        left = unknown[slot] if slot is not None and used[slot] == "glossary" else []
         untranslated += [w for w in left if w not in untranslated]
         details.append({
             "normalized": norm.text,
-            "changes": [c.to_dict() for c in norm.changes] if k is not None else [],
-            "backend": used[k] if k is not None else "none",
+            "changes": [c.to_dict() for c in norm.changes] if slot is not None else [],
+            "backend": used[slot] if slot is not None else "none",
             "untranslated": left,
         })
     if untranslated:

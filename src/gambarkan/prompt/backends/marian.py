@@ -171,10 +171,8 @@ def download(model_id: str = MODEL_ID, progress: bool = True) -> Path:
     except ModelLoadError:
         raise
     except Exception as exc:  # huggingface_hub raises many kinds for network and HTTP failures
-        raise NetworkError(
-            f"cannot download the marian translator ({model_id}): {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}",
-            "check the connection, or use --translator glossary",
-        ) from None
+        detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise NetworkError(code="translator_download_failed", params={"model": model_id, "detail": detail}) from None
 
 
 def require_hub(model_id: str, backend: str, size: str, timeout: float = 3.0) -> None:
