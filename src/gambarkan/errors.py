@@ -83,6 +83,15 @@ MESSAGES: dict[str, tuple[str, str | None]] = {
         "the GPU ran out of memory even in memory mode {mode}",
         "try a smaller size or batch, --memory minimal, or a lighter package like 'umum'",
     ),
+    # devices and model families
+    "bf16_unsupported": (
+        "this GPU (compute capability {major}.{minor}) has no bf16 hardware",
+        "use --dtype fp16 or auto (bf16 needs 8.0 or newer, e.g. an A100 or L4)",
+    ),
+    "gguf_needs_base": (
+        "{file} holds only the {family} transformer; the text encoders and VAE come from a base model",
+        "install a {family} package first (e.g. gambarkan models pull flux-schnell), or use that package",
+    ),
     # batch, variations, Ray (inputs/batch.py, prompt/variations.py, scale/ray.py)
     "batch_file_not_found": ("file not found: {path}", "check the path of the prompt file"),
     "batch_input_empty": ("{name} is empty", "write one prompt per line, or JSONL/CSV rows with a prompt field"),

@@ -27,6 +27,14 @@ ID: dict[str, tuple[str, str | None]] = {
     "prompt_has_nul": ("prompt berisi karakter NUL", None),
     "prompt_too_long": ("prompt lebih panjang dari {limit} karakter", None),
     "unknown_sampler": ("sampler '{name}' tidak dikenal", "{did_you_mean}lihat: gambarkan samplers"),
+    "bf16_unsupported": (
+        "GPU ini (compute capability {major}.{minor}) tidak punya perangkat keras bf16",
+        "pakai --dtype fp16 atau auto (bf16 butuh 8.0 ke atas, misalnya A100 atau L4)",
+    ),
+    "gguf_needs_base": (
+        "{file} hanya berisi transformer {family}; encoder teks dan VAE-nya diambil dari model dasar",
+        "pasang dulu paket {family} (misalnya gambarkan models pull flux-schnell), atau pakai paket itu",
+    ),
     "unknown_package": ("paket '{name}' tidak dikenal", "{did_you_mean}lihat: gambarkan models list"),
     "model_not_found": (
         "file atau folder model tidak ditemukan: {path}",

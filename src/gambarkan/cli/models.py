@@ -32,13 +32,15 @@ def machine_memory() -> tuple[int | None, int]:
 
 def runs_here(spec: Any, vram_mb: int | None, ram_mb: int) -> tuple[bool, str]:
     """Whether this machine can run ``spec``, and a short note why (or how well)."""
+    from gambarkan.families import get_family
+
     if ram_mb < spec.min_ram_mb * 0.75:
         return False, f"needs {spec.min_ram_mb // 1024} GB RAM"
     if vram_mb is not None:
         if vram_mb >= spec.min_vram_mb:
             return True, "GPU"
         return True, "CPU only (GPU too small), slow"
-    if spec.kind == "sdxl":
+    if get_family(spec.kind).native_pixels >= 1024 * 1024:  # SDXL, FLUX
         return True, "CPU, very slow"
     return True, "CPU" + (", slow" if spec.steps > 8 else "")
 

@@ -401,6 +401,8 @@ def run(task: Task, loaded: Any, pipe: Any, kwargs: dict[str, Any], on_step_end:
         call.update(width=task.width, height=task.height)
     else:
         call.update(task.call)
+        if getattr(getattr(loaded, "family", None), "sized_tasks", False):
+            call.update(width=task.width, height=task.height)
     if task.control is not None:
         from gambarkan.engine.control import call_kwargs
 
