@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from gambarkan.cli.common import err_console, finite, handle_errors, not_empty, quiet_libraries
+from gambarkan.cli.common import err_console, finite, handle_errors, not_empty, quiet_libraries, spinner
 
 
 def _import_server() -> None:
@@ -229,7 +229,8 @@ def serve(
         max_attempts=max_attempts,
         batching=batching,
     )
-    app = create_app(settings, config=config, mount_ui=_ui_mount())
+    with spinner("server"):  # importing the web UI and opening the queue can take a while
+        app = create_app(settings, config=config, mount_ui=_ui_mount())
     console = err_console()
     shown = "localhost" if host in ("0.0.0.0", "::") else host
     console.print(
