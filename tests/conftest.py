@@ -98,3 +98,11 @@ def run_cli(*args: str, env: dict[str, str] | None = None, timeout: int = 240):
 @pytest.fixture
 def cli():
     return run_cli
+
+
+@pytest.fixture(scope="session")
+def tiny_controlnet_dir(tiny_sd15_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny random ControlNet matching the tiny SD 1.x model, as a diffusers folder."""
+    from gambarkan.testing import save_tiny_controlnet
+
+    return save_tiny_controlnet(tmp_path_factory.mktemp("models") / "tiny-controlnet", tiny_sd15_dir)

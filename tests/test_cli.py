@@ -184,9 +184,13 @@ def test_debug_shows_the_traceback(cli):
 
 def test_samplers_lists_a1111_names(cli):
     run = cli("samplers", "--json")
-    names = [s["name"] for s in json.loads(run.stdout)]
-    for name in ("Euler", "Euler a", "DPM++ 2M", "DPM++ 2M Karras", "DPM++ SDE Karras", "DDIM", "UniPC", "LMS", "Heun", "DPM2", "LCM"):
-        assert name in names
+    entries = {s["name"]: s for s in json.loads(run.stdout)}
+    for name in ("Euler", "Euler a", "DPM++ 2M", "DPM++ SDE", "DPM++ 2M SDE", "DDIM", "UniPC", "LMS", "Heun", "DPM2", "LCM"):
+        assert name in entries
+    assert entries["DPM++ 2M"]["default_schedule"] == "karras"  # A1111 >= 1.9: Automatic = Karras here
+    table = cli("samplers").stdout
+    for label in ("Karras", "Exponential", "SGM Uniform", "Align Your Steps", "Beta"):
+        assert label in table
 
 
 def test_info_on_a_png_without_parameters(cli, tmp_path: Path):

@@ -44,7 +44,13 @@ MESSAGES: dict[str, tuple[str, str | None]] = {
         "free some space, or point HF_HUB_CACHE at a bigger disk",
     ),
     "disk_full": ("no space left on the disk holding {path}", "free some space or choose another --out folder"),
+    # translation
+    "translator_download_failed": (
+        "cannot download the marian translator ({model}): {detail}",
+        "check the connection, or use --translator glossary",
+    ),
     "folder_not_writable": ("cannot write to {path} (permission denied)", "choose a folder you can write to with --out"),
+    "folder_read_only": ("cannot write to {path} (read-only file system)", "choose a folder you can write to with --out"),
     "device_out_of_memory": ("the {device} ran out of memory in memory mode {mode}", "try a smaller size, a smaller batch, or the 'cepat' or 'umum' package"),
     "gpu_out_of_memory": (
         "the GPU ran out of memory even in memory mode {mode}",
@@ -184,6 +190,13 @@ class CancelledError(GambarkanError):
 
     http_status = 409
     code = "cancelled"
+
+
+class NumericalError(GambarkanError):
+    """The model produced NaN/black images even after the precision fix; nothing was saved."""
+
+    http_status = 422
+    code = "non_finite_output"
 
 
 def did_you_mean(name: str, choices: Iterable[str], n: int = 3) -> str | None:

@@ -48,7 +48,12 @@ ID: dict[str, tuple[str, str | None]] = {
         "kosongkan sebagian disk, atau arahkan HF_HUB_CACHE ke disk yang lebih besar",
     ),
     "disk_full": ("disk yang memuat {path} penuh", "kosongkan sebagian disk atau pilih folder --out lain"),
+    "translator_download_failed": (
+        "penerjemah marian ({model}) tidak bisa diunduh: {detail}",
+        "periksa koneksi internet, atau pakai --translator glossary",
+    ),
     "folder_not_writable": ("tidak bisa menulis ke {path} (izin ditolak)", "pilih folder yang bisa Anda tulisi dengan --out"),
+    "folder_read_only": ("tidak bisa menulis ke {path} (sistem berkas hanya-baca)", "pilih folder yang bisa Anda tulisi dengan --out"),
     "device_out_of_memory": (
         "memori {device} habis dalam mode memori {mode}",
         "coba ukuran lebih kecil, batch lebih kecil, atau paket 'cepat' atau 'umum'",
@@ -70,6 +75,7 @@ KINDS: dict[str, dict[str, str]] = {
     "storage_unavailable": {"id": "Gambar tidak bisa disimpan: disk penuh atau folder tidak bisa ditulisi.", "en": "The image could not be saved: the disk is full or the folder is not writable."},
     "dependency_missing": {"id": "Ada pustaka yang belum terpasang.", "en": "A library is not installed."},
     "cancelled": {"id": "Dibatalkan.", "en": "Cancelled."},
+    "non_finite_output": {"id": "Model menghasilkan gambar hitam (angka tidak valid), juga setelah dicoba ulang dengan VAE fp32; tidak ada yang disimpan. Coba tipe data fp32 atau VAE khusus fp16.", "en": "The model produced a black image (invalid numbers), also after a retry with an fp32 VAE; nothing was saved. Try the fp32 data type or a VAE made for fp16."},
     "queue_full": {"id": "Antrean sedang penuh. Coba lagi beberapa saat lagi.", "en": "The queue is full. Try again in a moment."},
     "shutting_down": {"id": "Server sedang dimatikan. Coba lagi setelah server menyala kembali.", "en": "The server is shutting down. Try again once it is back."},
     "queue_unavailable": {"id": "Server tidak bisa mencatat antrean di disk, jadi permintaan Anda belum diterima. Periksa folder GAMBARKAN_HOME (mungkin disk penuh atau folder tidak bisa ditulisi).", "en": "The server cannot record its queue on disk, so the request was not accepted. Check the GAMBARKAN_HOME folder (full or not writable)."},

@@ -293,3 +293,41 @@ def test_loras_command_lists_files(cli, lora_dir, tmp_path):
     assert data["skipped"] == [str(lora_dir / "pickled.pt")]
     text = cli("loras", "--embeddings", env={"GAMBARKAN_EMBEDDING_DIRS": str(lora_dir.parent / "emb")})
     assert text.returncode == 0 and "kucingku" in text.stdout and "xl_emb" in text.stdout
+
+
+def test_lora_dir_is_not_an_embedding_folder(cli, lora_dir, tiny_sd15_dir, tmp_path):
+    # Issue 19: --lora-dir also fed the embedding search, so "Sketchy" in <lora:Sketchy:..> was
+    # loaded as an embedding ("not an SD 1.x/2.x embedding").
+    small = ["-m", str(tiny_sd15_dir), "-W", "64", "-H", "64", "-s", "2", "--seed", "3", "--no-translate", "--json"]
+    run = cli("generate", "a cat <lora:Sketchy:0.8>", "--lora-dir", str(lora_dir), "-o", str(tmp_path), *small)
+    assert run.returncode == 0, run.stderr
+    from gambarkan.outputs.png import read_parameters
+
+    import json
+
+    path = json.loads(run.stdout)["images"][0]["path"]
+    params = read_parameters(path)
+    assert params["Lora hashes"].startswith("Sketchy: ") and "TI hashes" not in params
+    # embeddings get their own flag
+    run = cli("generate", "a cat kucingku", "--embedding-dir", str(lora_dir.parent / "emb"), "-o", str(tmp_path), *small)
+    assert run.returncode == 0, run.stderr
+    assert read_parameters(json.loads(run.stdout)["images"][0]["path"])["TI hashes"].startswith("kucingku: ")
+
+
+def test_from_with_a_missing_lora_warns_and_goes_on_unless_strict(cli, lora_dir, tiny_sd15_dir, tmp_path):
+    from gambarkan.outputs.png import format_parameters, read_parameters, save_png
+
+    from PIL import Image
+    import json
+
+    text = format_parameters("a cat <lora:Sketchy:0.8> <lora:NotHere:1>", "", {"Steps": 2, "Sampler": "Euler", "Seed": 5, "Size": "64x64"})
+    source = save_png(Image.new("RGB", (64, 64)), tmp_path / "src", 5, text)
+    args = ["generate", "--from", str(source), "-m", str(tiny_sd15_dir), "--lora-dir", str(lora_dir), "-o", str(tmp_path / "out"), "--json"]
+    run = cli(*args)
+    assert run.returncode == 0, run.stderr
+    assert "LoRA 'NotHere' is not installed (looked in " in run.stderr and str(lora_dir) in run.stderr
+    params = read_parameters(json.loads(run.stdout)["images"][0]["path"])
+    assert params["prompt"].startswith("a cat <lora:Sketchy:0.8>") and "NotHere" not in params["prompt"]
+    assert params["Lora hashes"].startswith("Sketchy: ")
+    strict = cli(*args, "--strict")
+    assert strict.returncode == 2 and "unknown LoRA 'NotHere'" in strict.stderr and "Traceback" not in strict.stderr

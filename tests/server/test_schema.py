@@ -26,7 +26,7 @@ def _app():
     home = Path(tempfile.mkdtemp(prefix="gambarkan-schema-"))
     settings = server_settings(home)
     app = create_app(
-        settings, InstantEngine(settings), config=ServerConfig(model="instant-model", queue_size=4, max_images=4)
+        settings, InstantEngine(settings), config=ServerConfig(model="instant-model", queue_size=4, max_images=4, allowed_hosts=["testserver"]),  # schemathesis' ASGI host name
     )
     app.state.gambarkan.queue.start()  # schemathesis' ASGI client does not run the lifespan
     return app
@@ -46,5 +46,9 @@ def test_no_server_errors(case):
     from schemathesis.checks import not_a_server_error
     from schemathesis.specs.openapi.checks import response_schema_conformance
 
+    if case.path == "/sdapi/v1/interrogate":  # promised: a clear 501 until gambarkan can caption (issue 19)
+        response = case.call()
+        assert (response.status_code == 501 or 400 <= response.status_code < 500) and response.json()["error"]["message"], response.text
+        return
     # Cancelling or interrupting random jobs is fine; a 5xx or an off-schema answer never is.
     case.call_and_validate(checks=[not_a_server_error, response_schema_conformance])

@@ -190,7 +190,7 @@ def test_server_mounts_the_ui_at_root(isolated_home) -> None:
     from gambarkan.ui.app import mount
 
     app = create_app(mount_ui=mount, start_workers=False)
-    with TestClient(app) as client:
+    with TestClient(app, base_url="http://127.0.0.1") as client:
         page = client.get("/")
         assert page.status_code == 200 and "text/html" in page.headers["content-type"]
         assert client.get("/v1/models").status_code == 200  # the API still answers next to it

@@ -35,17 +35,29 @@ def info(image: str, as_json: bool) -> None:
 @click.command()
 @click.option("--json", "as_json", is_flag=True, help="Print the list as JSON.")
 def samplers(as_json: bool) -> None:
-    """List the sampler names (AUTOMATIC1111 style) and the diffusers scheduler behind each."""
-    from gambarkan.engine.samplers import SAMPLERS
+    """List the sampler names and schedule types (AUTOMATIC1111 style) and the diffusers scheduler behind each.
+
+    Any sampler takes any schedule type: --sampler "Euler a" --scheduler karras, or "Euler a Karras".
+    """
+    from gambarkan.engine.samplers import SAMPLERS, SCHEDULE_OPTIONS
+    from gambarkan.sampler_names import SAMPLER_NAMES, SCHEDULE_TYPES
 
     if as_json:
-        print_json([{"name": s.name, "scheduler": s.scheduler, "options": s.options, "description": s.description} for s in SAMPLERS])
+        print_json([{"name": s.name, "aliases": list(s.aliases), "scheduler": s.scheduler, "options": s.options,
+                     "default_schedule": n.default_schedule or "automatic", "description": s.description}
+                    for s, n in zip(SAMPLERS, SAMPLER_NAMES)])
         return
     from rich.console import Console
     from rich.table import Table
 
-    table = Table("Sampler", "diffusers scheduler", "Notes")
-    for s in SAMPLERS:
+    table = Table("Sampler", "diffusers scheduler", "Automatic means", "Notes")
+    for s, n in zip(SAMPLERS, SAMPLER_NAMES):
         flags = ", ".join(f"{k}={v}" for k, v in s.options.items())
-        table.add_row(s.name, s.scheduler + (f" ({flags})" if flags else ""), s.description)
-    Console(highlight=False).print(table)
+        table.add_row(s.name, s.scheduler + (f" ({flags})" if flags else ""), n.default_schedule or "model's own", s.description)
+    schedules = Table("Schedule type", "diffusers option", "Notes")
+    for t in SCHEDULE_TYPES:
+        options, note = SCHEDULE_OPTIONS[t.name]
+        schedules.add_row(t.label, ", ".join(f"{k}={v}" for k, v in options.items()) or "-", note)
+    console = Console(highlight=False)
+    console.print(table)
+    console.print(schedules)

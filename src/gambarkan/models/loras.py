@@ -276,6 +276,31 @@ def resolve_loras(prompt: str, dirs: Iterable[Path]) -> list[tuple[NetworkFile, 
     return [(find(name, dirs, "lora"), weight) for name, weight in extract_tags(prompt, warn=False)[1]]
 
 
+def without_missing_loras(prompt: str, dirs: Iterable[Path]) -> tuple[str, list[str]]:
+    """``prompt`` without the ``<lora:...>`` tags whose file is not installed, and one note per tag.
+
+    For re-running another machine's image (``--from``), as A1111 does: generate without it, say so.
+    """
+    import re
+
+    dirs = list(dirs)
+    where = ", ".join(str(d) for d in dirs) or "no folders configured"
+    notes: list[str] = []
+
+    def drop(match: re.Match[str]) -> str:
+        kind, name = match.group(1).lower(), match.group(2).split(":")[0].strip()
+        if kind not in ("lora", "lyco"):
+            return match.group(0)
+        try:
+            find(name, dirs, "lora")
+        except UnknownModelError:
+            notes.append(f"LoRA '{name}' is not installed (looked in {where}); generating without it")
+            return ""
+        return match.group(0)
+
+    return re.sub(r"<(\w+):([^>]+)>", drop, prompt), notes
+
+
 def apply_networks(
     pipe: Any,
     prompt: str,

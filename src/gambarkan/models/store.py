@@ -100,11 +100,35 @@ def _record_path(spec: ModelSpec, settings: Any) -> Path:
     return Path(settings.cache_dir) / "models" / f"{spec.name}.json"
 
 
+def _gguf_part(spec: ModelSpec) -> tuple[str, str, str] | None:
+    """(repo, revision, file) of a package's Hub GGUF transformer ("owner/repo@commit:file.gguf")."""
+    text = spec.transformer_gguf
+    if not text or Path(text).expanduser().is_absolute() or text.startswith((".", "~")):
+        return None
+    repo_rev, _, file = text.partition(":")
+    repo, _, revision = repo_rev.partition("@")
+    return repo, revision or "main", file
+
+
 def _repo_parts(spec: ModelSpec) -> list[tuple[str, str, tuple[str, ...]]]:
     parts = [(spec.source, spec.revision or "main", spec.files or ("*",))]
     if spec.vae_source:
         parts.append((spec.vae_source, spec.vae_revision or "main", spec.vae_files or ("*",)))
+    gguf = _gguf_part(spec)
+    if gguf:
+        parts.append((gguf[0], gguf[1], (gguf[2],)))
     return parts
+
+
+def transformer_file(spec: ModelSpec, settings: Any) -> Path | None:
+    """The package's GGUF transformer on disk (local path, or the installed Hub file), else None."""
+    if not spec.transformer_gguf:
+        return None
+    gguf = _gguf_part(spec)
+    if gguf is None:
+        return Path(spec.transformer_gguf).expanduser()
+    record = installed_record(spec, settings)
+    return Path(record["folders"][-1]) / gguf[2] if record else None
 
 
 def _record_matches(record: dict[str, Any], spec: ModelSpec) -> bool:
@@ -149,7 +173,7 @@ def local_paths(spec: ModelSpec, settings: Any) -> tuple[Path, Path | None] | No
     if record is None:
         return None
     folders = [Path(f) for f in record["folders"]]
-    return folders[0], (folders[1] if len(folders) > 1 else None)
+    return folders[0], (folders[1] if spec.vae_source and len(folders) > 1 else None)
 
 
 def disk_usage_bytes(spec: ModelSpec, settings: Any) -> int:

@@ -47,7 +47,7 @@ def parse_parameters(text: str) -> dict[str, Any]:
     """Parse A1111 ``parameters`` text into a dict: prompt, negative_prompt and each key.
 
     ``Size`` also gives ``width``/``height``; numbers become int/float; ``Sampler`` plus
-    ``Schedule type: Karras`` (A1111 >= 1.9) is folded back into one sampler name.
+    ``Schedule type`` (A1111 >= 1.9) is folded into one sampler name ("DPM++ 2M Karras").
     """
     lines = text.strip("\n").split("\n")
     settings_line = ""
@@ -69,13 +69,16 @@ def parse_parameters(text: str) -> dict[str, Any]:
                 value = json.loads(value)
             except json.JSONDecodeError:
                 value = value[1:-1]
-        result[key.strip()] = _number(value)
+        key = key.strip()
+        # a hash is text even when all its hex digits are decimal ("0123456789" must keep its 0)
+        result[key] = value if "hash" in key.lower() else _number(value)
     size = _SIZE_RE.match(str(result.get("Size", "")))
     if size:
         result["width"], result["height"] = int(size.group(1)), int(size.group(2))
-    schedule = str(result.get("Schedule type", ""))
-    if schedule.lower() == "karras" and "karras" not in str(result.get("Sampler", "")).lower():
-        result["Sampler"] = f"{result.get('Sampler', '')} Karras".strip()
+    if "Schedule type" in result:
+        from gambarkan.sampler_names import sampler_or_none
+
+        result["Sampler"] = sampler_or_none(result.get("Sampler"), result["Schedule type"]) or result.get("Sampler", "")
     return result
 
 
@@ -93,6 +96,9 @@ def read_parameters_text(path: Path | str) -> str | None:
     """The raw ``parameters`` text of a PNG (or A1111 JPEG/WebP EXIF comment), or None."""
     from PIL import Image
 
+    from gambarkan.paths import require_regular_file
+
+    path = require_regular_file(path, "image file")  # a FIFO named x.png would block the reader forever
     try:
         # Only the formats that carry generation parameters: fewer image decoders see hostile bytes.
         with Image.open(path, formats=["PNG", "JPEG", "WEBP"]) as img:
@@ -117,9 +123,16 @@ def read_parameters_text(path: Path | str) -> str | None:
 def read_parameters(path: Path | str) -> dict[str, Any]:
     """Parsed generation parameters of an image; clear error if it carries none."""
     text = read_parameters_text(path)
+    if not text or text.lstrip().startswith("{"):  # none, or JSON (Fooocus): ask the other tools' readers
+        from gambarkan.outputs.foreign import read_foreign
+
+        foreign = read_foreign(path)
+        if foreign is not None:
+            return foreign
     if not text:
         raise InvalidRequestError(
-            f"{path} has no generation parameters", "only PNGs saved by gambarkan or AUTOMATIC1111 carry them"
+            f"{path} has no generation parameters",
+            "only images saved by gambarkan, AUTOMATIC1111, Fooocus, ComfyUI, InvokeAI or NovelAI carry them",
         )
     parsed = parse_parameters(text)
     parsed["raw"] = text
@@ -138,9 +151,57 @@ def _next_number(directory: Path) -> int:
 def _storage_error(exc: OSError, directory: Path) -> DiskFullError:
     if exc.errno == errno.ENOSPC:
         return DiskFullError(code="disk_full", params={"path": str(directory)})
-    if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+    if exc.errno == errno.EROFS:
+        return DiskFullError(code="folder_read_only", params={"path": str(directory)})
+    if exc.errno in (errno.EACCES, errno.EPERM):
         return DiskFullError(code="folder_not_writable", params={"path": str(directory)})
     return DiskFullError(f"cannot write to {directory}: {exc.strerror or exc}", "check the folder or choose another --out")
+
+
+def check_output_dir(directory: Path | str) -> Path:
+    """Make sure images can be saved in ``directory`` (created if missing), before any work is done.
+
+    The error names the real reason: a file, device or FIFO where the folder should be, a
+    symbolic link loop, a read-only or full disk. A probe file is written and removed.
+    """
+    import tempfile
+
+    from gambarkan.paths import file_kind
+
+    directory = Path(directory).expanduser()
+    where = "choose another --out folder"
+    try:
+        mode = os.stat(directory).st_mode
+    except FileNotFoundError:
+        mode = None
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise InvalidRequestError(f"output folder {directory} is a symbolic link loop", where) from None
+        if exc.errno == errno.ENOTDIR:
+            raise InvalidRequestError(f"cannot create output folder {directory}: a part of the path is not a folder", where) from None
+        raise _storage_error(exc, directory) from None
+    if mode is not None and file_kind(mode) != "a folder":
+        raise InvalidRequestError(f"output folder {directory} is {file_kind(mode)}, not a folder", where)
+    if mode is None:
+        try:
+            directory.mkdir(parents=True, exist_ok=True)
+        except FileExistsError:  # a parent is a file, a device or a dangling link
+            raise InvalidRequestError(f"cannot create output folder {directory}: a part of the path is not a folder", where) from None
+        except OSError as exc:
+            if exc.errno in (errno.ELOOP, errno.ENOTDIR):
+                raise InvalidRequestError(f"cannot create output folder {directory}: {exc.strerror}", where) from None
+            raise _storage_error(exc, directory) from None
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".gambarkan-probe-", dir=directory)
+        try:
+            os.write(fd, b"\0")
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+            os.unlink(probe)
+    except OSError as exc:
+        raise _storage_error(exc, directory) from None
+    return directory
 
 
 def encode_png(image: Any, parameters: str | None = None) -> bytes:
@@ -154,6 +215,28 @@ def encode_png(image: Any, parameters: str | None = None) -> bytes:
         info.add_text(PARAMETERS_KEY, parameters)
     buffer = io.BytesIO()
     image.save(buffer, format="PNG", pnginfo=info)
+    return buffer.getvalue()
+
+
+def encode_image(image: Any, parameters: str | None = None, fmt: str = "png", quality: int = 100) -> bytes:
+    """PNG, JPEG or WebP bytes with the parameters where A1111 puts them in each format.
+
+    PNG: the ``parameters`` text chunk; JPEG/WebP: EXIF UserComment as ``UNICODE\\0`` + UTF-16BE
+    (what A1111 writes through piexif), so ``read_parameters`` reads all three back.
+    """
+    import io
+
+    fmt = fmt.lower()
+    if fmt == "png":
+        return encode_png(image, parameters)
+    from PIL import Image
+
+    exif = Image.Exif()
+    if parameters:
+        exif.get_ifd(0x8769)[0x9286] = b"UNICODE\x00" + parameters.encode("utf-16-be")
+    buffer = io.BytesIO()
+    rgb = image.convert("RGB") if fmt == "jpeg" else image
+    rgb.save(buffer, format="JPEG" if fmt == "jpeg" else "WEBP", quality=max(1, min(int(quality), 100)), exif=exif)
     return buffer.getvalue()
 
 

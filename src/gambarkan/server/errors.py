@@ -50,6 +50,20 @@ def _validation_message(errors: list[Any]) -> tuple[str, str | None]:
     return f"invalid {field}: {msg}", field
 
 
+def _a1111(request: Any, body: dict[str, Any]) -> dict[str, Any]:
+    """A1111 clients read ``detail`` (FastAPI's key): on ``/sdapi/`` it sits beside our ``error``.
+
+    A 422 carries FastAPI's list shape (what A1111 answers for a bad field), other statuses a string.
+    """
+    if request.url.path.startswith("/sdapi/"):
+        error = body["error"]
+        if error["status"] == 422:
+            body["detail"] = [{"loc": ["body", error.get("param") or "body"], "msg": error["message"], "type": error["code"]}]
+        else:
+            body["detail"] = error["message"]
+    return body
+
+
 def install_error_handlers(app: Any) -> None:
     """Register handlers so no response ever carries a Python traceback."""
     from fastapi.exceptions import RequestValidationError
@@ -59,19 +73,19 @@ def install_error_handlers(app: Any) -> None:
     @app.exception_handler(GambarkanError)
     async def _gambarkan(request: Any, exc: GambarkanError) -> JSONResponse:
         headers = getattr(exc, "headers", None)
-        return JSONResponse(error_body(exc), status_code=exc.http_status, headers=headers)
+        return JSONResponse(_a1111(request, error_body(exc)), status_code=exc.http_status, headers=headers)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Any, exc: RequestValidationError) -> JSONResponse:
         message, param = _validation_message(list(exc.errors()))
-        return JSONResponse(_simple(422, "invalid_request", message, None, param), status_code=422)
+        return JSONResponse(_a1111(request, _simple(422, "invalid_request", message, None, param)), status_code=422)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Any, exc: StarletteHTTPException) -> JSONResponse:
         status = exc.status_code
         code = {404: "not_found", 405: "method_not_allowed", 413: "body_too_large"}.get(status, "http_error")
         detail = exc.detail if isinstance(exc.detail, str) else "request failed"
-        return JSONResponse(_simple(status, code, detail), status_code=status, headers=getattr(exc, "headers", None))
+        return JSONResponse(_a1111(request, _simple(status, code, detail)), status_code=status, headers=getattr(exc, "headers", None))
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Any, exc: Exception) -> JSONResponse:

@@ -117,6 +117,7 @@ class Job:
     cancel: threading.Event = field(default_factory=threading.Event)
     future: concurrent.futures.Future = field(default_factory=concurrent.futures.Future)
     events: list[dict[str, Any]] = field(default_factory=list)
+    keep_previews: bool = False
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     _waiters: list[tuple[asyncio.AbstractEventLoop, asyncio.Event]] = field(default_factory=list, repr=False)
 
@@ -176,9 +177,11 @@ class Job:
         self.future = done
         self.result = None
 
-    def _compact(self) -> None:
+    def _compact(self, force: bool = False) -> None:
         """Finished: forget the previews (late listeners replay the stream without them)."""
         self.preview = None
+        if self.keep_previews and not force:
+            return  # a streaming reader (OpenAI partial_images) still needs them; it compacts after
         with self._lock:
             for event in self.events:
                 if "preview" in event["data"]:

@@ -87,11 +87,11 @@ def _session(request: Any) -> str:
 
 def _form_layout(gr: Any, ctx: UIContext, L: Any, lang: str) -> dict[str, Any]:
     """The Create tab: prompt, preview and the Gambarkan button first (inside the first screen), then the rest."""
-    from gambarkan.engine.samplers import SAMPLERS
+    from gambarkan.sampler_names import MENU_NAMES
 
     settings = ctx.settings
     c: dict[str, Any] = {}
-    sampler_choices = [t("from_package", lang)] + [s.name for s in SAMPLERS]
+    sampler_choices = [t("from_package", lang)] + list(MENU_NAMES)
     translator_default = settings.translator if settings.translator in ("auto", "glossary", "marian", "nllb", "google") else "auto"
     with gr.Row():
         with gr.Column(scale=5):
@@ -147,7 +147,7 @@ def build_ui(settings: Any = None, queue: Any = None, engine: Any = None, lang: 
     """
     gr = _import_gradio()
     from gambarkan.config import Settings
-    from gambarkan.engine.samplers import SAMPLERS
+    from gambarkan.sampler_names import MENU_NAMES
     from gambarkan.ui.history_tab import build_history_tab
     from gambarkan.ui.models_tab import build_models_tab
 
@@ -417,7 +417,7 @@ def build_ui(settings: Any = None, queue: Any = None, engine: Any = None, lang: 
                         changes[attribute] = t(key, new_lang)
                 updates.append(gr.update(**changes))
             components = [comp for comp, _ in labels]
-            sampler_names = [t("from_package", new_lang)] + [s.name for s in SAMPLERS]
+            sampler_names = [t("from_package", new_lang)] + list(MENU_NAMES)
             kept = sampler_v if sampler_v in sampler_names[1:] else sampler_names[0]  # a chosen sampler survives the switch
             updates[components.index(sampler)] = gr.update(label=t("sampler", new_lang), choices=sampler_names, value=kept)
             updates[components.index(package)] = gr.update(label=t("package", new_lang), choices=package_choices(ctx.settings, new_lang, ctx.default))
