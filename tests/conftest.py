@@ -46,7 +46,7 @@ def ctrl_c_stops_in_process_cli():
 
     CliRunner.invoke = invoke
     try:
-        yield
+        yield _SIGINT_SEEN
     finally:
         CliRunner.invoke = original
         signal.signal(signal.SIGINT, previous)

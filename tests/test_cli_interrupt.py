@@ -20,13 +20,11 @@ def waits() -> None:
     time.sleep(10)
 
 
-def test_ctrl_c_inside_cli_runner_reaches_pytest() -> None:
+def test_ctrl_c_inside_cli_runner_reaches_pytest(ctrl_c_stops_in_process_cli: threading.Event) -> None:
     timer = threading.Timer(0.3, os.kill, (os.getpid(), signal.SIGINT))
     timer.start()
     started = time.monotonic()
     with pytest.raises(KeyboardInterrupt):
         CliRunner().invoke(waits, [])
     assert time.monotonic() - started < 5  # stopped at once, not after the command's 10 s
-    import conftest
-
-    conftest._SIGINT_SEEN.clear()  # the run goes on: this Ctrl-C was the test's own
+    ctrl_c_stops_in_process_cli.clear()  # the run goes on: this Ctrl-C was the test's own
