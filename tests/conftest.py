@@ -106,3 +106,11 @@ def tiny_controlnet_dir(tiny_sd15_dir: Path, tmp_path_factory: pytest.TempPathFa
     from gambarkan.testing import save_tiny_controlnet
 
     return save_tiny_controlnet(tmp_path_factory.mktemp("models") / "tiny-controlnet", tiny_sd15_dir)
+
+
+@pytest.fixture(scope="session")
+def tiny_ip_adapter_dir(tiny_sd15_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny random IP-Adapter (weights + image encoder) matching the tiny SD 1.x model."""
+    from gambarkan.testing import save_tiny_ip_adapter
+
+    return save_tiny_ip_adapter(tmp_path_factory.mktemp("models") / "tiny-ip-adapter", tiny_sd15_dir)
