@@ -132,6 +132,8 @@ KINDS: dict[str, dict[str, str]] = {
     "auth_required": {"id": "Perlu kunci API untuk server ini.", "en": "This server needs an API key."},
     "invalid_image_name": {"id": "Nama gambar itu tidak diizinkan.", "en": "That image name is not allowed."},
     "job_finished": {"id": "Pekerjaan itu sudah selesai.", "en": "That job has already finished."},
+    "invalid_batch_input": {"id": "Berkas daftar prompt (batch) tidak bisa dipakai.", "en": "The batch input cannot be used."},
+    "not_implemented": {"id": "Fitur itu belum ada di gambarkan.", "en": "gambarkan cannot do that yet."},
     "internal_error": {
         "id": "Terjadi kesalahan yang tidak terduga saat membuat gambar. Coba lagi; kalau terulang, jalankan `gambarkan doctor`.",
         "en": "Something unexpected went wrong while making the image. Try again; if it happens again, run `gambarkan doctor`.",

@@ -105,21 +105,30 @@ class StepProgress:
         self.enabled = enabled
         self._progress: Any = None
         self._task: Any = None
+        self._loading: Any = None
         self._batch = -1
 
     def __enter__(self) -> StepProgress:
         if self.enabled:
-            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+            from gambarkan.cli.common import step_text
 
             self._progress = Progress(
-                TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=err_console(), transient=False
+                SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                console=err_console(), transient=False,
             )
             self._progress.__enter__()
+            # Loading a model can take minutes on a slow disk: say so until the first step arrives.
+            self._loading = self._progress.add_task(step_text("loading"), total=None)
         return self
 
     def __call__(self, event: Any) -> None:
         if not self._progress:
             return
+        if self._loading is not None:
+            self._progress.remove_task(self._loading)
+            self._loading = None
         if event.batch_index != self._batch:
             self._batch = event.batch_index
             label = f"batch {event.batch_index + 1}/{event.batch_count}" if event.batch_count > 1 else "generating"

@@ -102,11 +102,14 @@ def list_models(as_json: bool) -> None:
     from rich.table import Table
 
     table = Table(title="gambarkan model packages", title_justify="left")
-    for column in ("name", "package", "type", "installed", "size", "licence", "GPU / RAM", "runs here"):
-        table.add_column(column)
-    for row in rows:
+    # The name is what the user types: never cut or wrapped; the other columns fold instead of "…".
+    names = [row["name"] + (" *" if row["name"] == DEFAULT_PRESET else "") + ("" if row["builtin"] else " (user)") for row in rows]
+    table.add_column("name", no_wrap=True, min_width=max([len(n) for n in names] + [4]))
+    for column in ("package", "type", "installed", "size", "licence", "GPU / RAM", "runs here"):
+        table.add_column(column, overflow="fold")
+    for name, row in zip(names, rows):
         table.add_row(
-            row["name"] + (" *" if row["name"] == DEFAULT_PRESET else "") + ("" if row["builtin"] else " (user)"),
+            name,
             row["title"],
             row["kind"],
             "yes" if row["installed"] else "no",
