@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from gambarkan.errors import InvalidRequestError, did_you_mean
+from gambarkan.errors import InvalidRequestError, close_names, did_you_mean
 
 
 @dataclass(frozen=True)
@@ -128,9 +128,7 @@ def split_sampler(name: str) -> tuple[SamplerName, ScheduleType | None]:
             suffix = " " + _key(spelling)
             if key.endswith(suffix) and key[: -len(suffix)] in _SAMPLERS_BY_KEY:
                 return _SAMPLERS_BY_KEY[key[: -len(suffix)]], schedule
-    hint = did_you_mean(name, all_sampler_spellings())
-    hint = f"{hint} see: gambarkan samplers" if hint else "see: gambarkan samplers"
-    raise InvalidRequestError(f"unknown sampler '{name}'", hint)
+    raise InvalidRequestError(code="unknown_sampler", params={"name": name, "close": close_names(name, all_sampler_spellings())})
 
 
 def join_sampler(sampler: SamplerName, schedule: ScheduleType | None) -> str:

@@ -101,7 +101,7 @@ def read_parameters_text(path: Path | str | IO[bytes]) -> str | None:
 
     from gambarkan.paths import require_regular_file
 
-    if isinstance(path, (str, os.PathLike)):
+    if isinstance(path, (str, os.PathLike)):  # bytes in memory (png-info, variations) need no file check
         path = require_regular_file(path, "image file")  # a FIFO named x.png would block the reader forever
     try:
         # Only the formats that carry generation parameters: fewer image decoders see hostile bytes.
