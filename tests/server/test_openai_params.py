@@ -60,6 +60,8 @@ def test_quality_maps_to_steps(tmp_path):
             assert engine.calls[-1].steps == steps, quality
         client.images.generate(prompt="a cat", size="64x64", response_format="b64_json", quality="high", extra_body={"steps": 2})
         assert engine.calls[-1].steps == 2  # an explicit step count wins over the quality preset
+        client.images.generate(prompt="a cat", size="64x64", response_format="b64_json", extra_body={"sampler": "Euler a", "scheduler": "beta"})
+        assert engine.calls[-1].sampler == "Euler a Beta"
 
 
 def test_transparent_background_is_refused_in_one_line(client):
