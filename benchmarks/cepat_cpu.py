@@ -21,12 +21,14 @@ def main() -> None:
     from gambarkan.engine.optimize import cpu_has_bf16, set_taesd
     from gambarkan.request import GenerationRequest
 
-    rounds = int(sys.argv[1]) if len(sys.argv) > 1 else 3
+    rounds = int(sys.argv[1]) if len(sys.argv) > 1 else 5
     size = int(sys.argv[2]) if len(sys.argv) > 2 and sys.argv[2].isdigit() else 512
     t = time.perf_counter()
     pipe = full_size_pipeline("sd2")
     set_taesd(pipe, random_taesd("sd2"))
-    print(f"built in {time.perf_counter() - t:.1f}s; torch threads {torch.get_num_threads()}, CPU bf16: {cpu_has_bf16()}", flush=True)
+    from gambarkan.cpufeatures import detect
+
+    print(f"built in {time.perf_counter() - t:.1f}s; CPU {detect().describe(torch.get_num_threads())}; bf16 used by --fast: {cpu_has_bf16()}", flush=True)
     engine = Engine(history=False)
     engine.register("sd-turbo-random", pipe, "sd2")
     out = tempfile.mkdtemp(prefix="gambarkan-cepat-")

@@ -20,6 +20,7 @@ def isolated_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("GAMBARKAN_HOME", str(home))
     monkeypatch.delenv("GAMBARKAN_OUTPUT_DIR", raising=False)
     monkeypatch.delenv("GAMBARKAN_MODEL", raising=False)
+    monkeypatch.setenv("GAMBARKAN_LANG", "en")  # CLI messages in English whatever the machine's locale
     return home
 
 
@@ -58,3 +59,11 @@ def run_cli(*args: str, env: dict[str, str] | None = None, timeout: int = 240):
 @pytest.fixture
 def cli():
     return run_cli
+
+
+@pytest.fixture(scope="session")
+def tiny_controlnet_dir(tiny_sd15_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny random ControlNet matching the tiny SD 1.x model, as a diffusers folder."""
+    from gambarkan.testing import save_tiny_controlnet
+
+    return save_tiny_controlnet(tmp_path_factory.mktemp("models") / "tiny-controlnet", tiny_sd15_dir)

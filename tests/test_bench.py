@@ -27,10 +27,14 @@ def test_suite_times_plain_diffusers_and_each_level(tiny_suite):
     for row in rows.values():
         assert len(row.runs) == 2 and row.peak_ram_mb > 0 and row.steps_per_s > 0
         assert row.spread[0] <= row.s_per_image <= row.spread[1]
+    # Same image as plain diffusers where the level is lossless; the lossy level differs.
+    assert rows["diffusers"].image_diff == 0 and rows["gambarkan"].image_diff <= 2 and rows["fused_qkv"].image_diff <= 2
+    assert tiny_suite.threads >= 1 and tiny_suite.cpu["threads"] == tiny_suite.threads
     assert rows["gambarkan"].unet_s_per_step > 0
     assert tiny_suite.unet_gflops_per_step > 0
     table = format_suite(tiny_suite)
-    assert table.count("\n| ") == 5 and "ratio to diffusers" in table  # header + 4 levels
+    assert table.count("\n| ") == 5 and "ratio to diffusers" in table and "max px diff" in table  # header + 4 levels
+    assert "torch threads on every level" in table and "CPU: " in table
     json.dumps(tiny_suite.to_dict())
 
 

@@ -29,24 +29,73 @@ def test_doctor_explains_the_memory_mode_each_model_family_gets():
     assert small["memory SDXL 1024x1024"].status == "warn" and "slowly" in small["memory SDXL 1024x1024"].fix
 
 
-def test_doctor_reports_the_hub_unreachable_as_a_note():
+def _local_http_server():
+    """A real HTTP server on a free loopback port that answers 200 (stands in for the Hub)."""
+    import http.server
+    import threading
+
+    class Ok(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 - the http.server API
+            self.send_response(200)
+            self.send_header("content-length", "2")
+            self.end_headers()
+            self.wfile.write(b"[]")
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Ok)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
+
+
+def test_doctor_reports_a_reachable_hub_as_ok():
     from gambarkan.doctor import check_network, summary
 
-    check = check_network(timeout=1.0)
-    assert check.status in ("ok", "warn")
-    if check.status == "warn":
-        assert "--model PATH" in check.fix
-        ready, line = summary([check])
-        assert ready and "Hugging Face Hub" in line
+    server = _local_http_server()
+    try:
+        check = check_network(timeout=5.0, url=f"http://127.0.0.1:{server.server_address[1]}/api/models")
+    finally:
+        server.shutdown()
+    assert (check.status, check.detail, check.fix) == ("ok", "reachable (HTTP 200)", "")
+    assert summary([check]) == (True, "Ready: this machine can run gambarkan.")
 
 
-def test_bench_times_both_paths_on_one_pipeline(tiny_sd15_dir: Path):
-    from gambarkan.bench import run_bench
+def test_doctor_reports_the_hub_unreachable_as_a_note():
+    import socket
 
-    result = run_bench(model=str(tiny_sd15_dir), width=64, height=64, steps=2, rounds=2)
+    from gambarkan.doctor import check_network, summary
+
+    with socket.socket() as sock:  # a port nothing listens on: the connection is refused at once
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    check = check_network(timeout=5.0, url=f"http://127.0.0.1:{port}/api/models")
+    assert check.status == "warn" and check.detail.startswith("not reachable (") and "refused" in check.detail.lower()
+    assert "--model PATH" in check.fix
+    ready, line = summary([check])
+    assert ready and line.startswith("Ready, with notes: Hugging Face Hub: models must already be downloaded")
+
+
+def test_bench_times_both_paths_on_one_pipeline_with_the_same_work(tiny_sd15_dir: Path):
+    import torch
+
+    from gambarkan.bench import format_bench, run_bench
+
+    before = torch.get_num_threads()
+    result = run_bench(model=str(tiny_sd15_dir), width=64, height=64, steps=2, rounds=2, threads=2)
     assert len(result.diffusers_runs) == 2 and len(result.gambarkan_runs) == 2
     assert result.ratio == result.gambarkan_s / result.diffusers_s
+    assert result.ratio_spread[0] <= result.ratio <= result.ratio_spread[1]
     assert result.device == "cpu" and result.steps == 2
+    # Both sides did the same work: same image within float tolerance, same settings, same threads.
+    assert 0 <= result.image_diff <= 1, result.image_diff
+    assert result.settings["plain"] == result.settings["ours"]  # read back from the pipeline after each call
+    assert result.settings["ours"] == {**result.settings["ours"], "scheduler": "EulerDiscreteScheduler", "cfg": 7.0, "steps": 2, "size": [64, 64]}
+    assert result.threads == {"plain": 2, "ours": 2}
+    assert torch.get_num_threads() == before  # the caller's setting comes back
+    assert result.cpu["threads"] == 2 and "summary" in result.cpu
+    report = format_bench(result)
+    assert "2 torch threads on both sides" in report and "ratio (wall)" in report and "max pixel difference" in report
 
 
 def test_bench_cli_json_has_both_timings_and_the_ratio(cli, tiny_sd15_dir: Path):
@@ -58,3 +107,5 @@ def test_bench_cli_json_has_both_timings_and_the_ratio(cli, tiny_sd15_dir: Path)
     assert data["diffusers_s"] > 0 and data["gambarkan_s"] > 0
     assert data["ratio"] == data["gambarkan_s"] / data["diffusers_s"]
     assert (data["width"], data["steps"], data["rounds"]) == (64, 2, 1)
+    assert data["threads"]["plain"] == data["threads"]["ours"] >= 1 and data["image_diff"] <= 1
+    assert data["cpu"]["name"] and isinstance(data["cpu"]["bf16"], bool)

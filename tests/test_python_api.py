@@ -33,7 +33,9 @@ def test_requests_are_frozen_values():
     from gambarkan import GenerationRequest
 
     request = GenerationRequest(prompt="x", seed=3)
-    with pytest.raises(Exception):
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match="frozen"):
         request.seed = 4  # type: ignore[misc]
     assert request.merged(seed=4).seed == 4 and request.seed == 3
 

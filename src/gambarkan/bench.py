@@ -6,8 +6,11 @@ code paths and nothing else (weights, machine load and caches are shared).
 
 from __future__ import annotations
 
+import contextlib
+import os
 import statistics
 import time
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -16,7 +19,13 @@ BENCH_PROMPT = "a photo of a cat sitting on a sofa, soft light, highly detailed"
 
 @dataclass
 class BenchResult:
-    """Timings in seconds per generation (median of the rounds) and their ratio."""
+    """Timings in seconds per generation (median of the rounds), their ratio and its spread.
+
+    The wall-clock ratio is the headline; process CPU time is the second column (steadier on a
+    shared machine, but not comparable where a library runs its own thread pool). Both sides
+    ran with ``threads`` torch threads and made ``image_diff`` (max pixel difference, 0-255)
+    apart images with the same ``settings``.
+    """
 
     model: str
     device: str
@@ -35,6 +44,12 @@ class BenchResult:
     gambarkan_cpu_s: float = 0.0
     cpu_ratio: float = 0.0
     peak_ram_mb: float = 0.0
+    ratio_spread: tuple[float, float] = (0.0, 0.0)  # min-max of the per-round wall ratios
+    cpu_ratio_spread: tuple[float, float] = (0.0, 0.0)
+    threads: dict[str, int] = field(default_factory=dict)  # torch threads each side ran with
+    settings: dict[str, dict[str, Any]] = field(default_factory=dict)  # what each side ran
+    image_diff: int = -1  # max abs pixel difference between the two sides' last images
+    cpu: dict[str, Any] = field(default_factory=dict)  # gambarkan.cpufeatures of this machine
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -55,6 +70,54 @@ def _sync(device: str) -> None:
         torch.cuda.synchronize()
 
 
+@contextlib.contextmanager
+def same_threads(threads: int | None) -> Iterator[int]:
+    """Both sides of a benchmark with one torch thread count (OpenVINO's pool takes the same).
+
+    The engine's ``threads`` technique reads ``GAMBARKAN_THREADS``; plain diffusers runs with
+    what ``torch.set_num_threads`` says, which the engine's revert restores to this value.
+    """
+    import torch
+
+    from gambarkan.engine.optimize import physical_cores
+
+    old_env, old_threads = os.environ.get("GAMBARKAN_THREADS"), torch.get_num_threads()
+    threads = threads or physical_cores()
+    os.environ["GAMBARKAN_THREADS"] = str(threads)
+    torch.set_num_threads(threads)
+    try:
+        yield threads
+    finally:
+        torch.set_num_threads(old_threads)
+        if old_env is None:
+            os.environ.pop("GAMBARKAN_THREADS", None)
+        else:
+            os.environ["GAMBARKAN_THREADS"] = old_env
+
+
+def image_diff(a: Any, b: Any) -> int:
+    """Max abs difference of two PIL images in 0-255 steps (-1 when their sizes differ)."""
+    import numpy as np
+
+    x, y = np.asarray(a.convert("RGB"), dtype=int), np.asarray(b.convert("RGB"), dtype=int)
+    return int(np.abs(x - y).max()) if x.shape == y.shape else -1
+
+
+def cpu_info(threads: int | None = None) -> dict[str, Any]:
+    """The CPU's features and the thread count, for every benchmark's output."""
+    from gambarkan.cpufeatures import detect
+
+    return detect().as_dict(threads)
+
+
+def _settings_of(pipe: Any, image: Any, seed: int) -> dict[str, Any]:
+    """What the last pipeline call really ran with, read back from the pipeline and its output."""
+    scheduler = pipe.scheduler
+    options = {k: scheduler.config.get(k) for k in ("use_karras_sigmas", "timestep_spacing", "prediction_type") if k in scheduler.config}
+    return {"scheduler": type(scheduler).__name__, **options, "steps": len(scheduler.timesteps),
+            "cfg": float(getattr(pipe, "_guidance_scale", -1.0)), "size": list(image.size), "seed": seed}
+
+
 def run_bench(
     model: str | None = None,
     device: str = "auto",
@@ -62,11 +125,12 @@ def run_bench(
     width: int | None = None,
     height: int | None = None,
     steps: int | None = None,
-    rounds: int = 3,
+    rounds: int = 5,
     sampler: str = "Euler",
     progress: Any = None,
+    threads: int | None = None,
 ) -> BenchResult:
-    """Time ``rounds`` alternating runs of plain diffusers and gambarkan on one pipeline."""
+    """Time ``rounds`` alternating runs of plain diffusers and gambarkan on one pipeline, same threads."""
     from gambarkan.engine.device import pick_device, pick_dtype, torch_dtype
     from gambarkan.engine.generate import Engine
     from gambarkan.engine.samplers import make_scheduler
@@ -93,47 +157,87 @@ def run_bench(
         pipe = loaded.pipe
     load_s = time.perf_counter() - t
     # Same sampler on both sides: the engine sets a fresh one per run, plain diffusers keeps this.
-    pipe.scheduler = make_scheduler(sampler, dict(pipe.scheduler.config))
-    request = GenerationRequest(prompt=BENCH_PROMPT, model=name, steps=steps, width=width, height=height, cfg=7.0, sampler=sampler, seed=1, device=device, dtype=dtype, save=False, translate=False)
+    plain_scheduler = make_scheduler(sampler, dict(pipe.scheduler.config))
+    request = GenerationRequest(prompt=BENCH_PROMPT, model=name, steps=steps, width=width, height=height, cfg=7.0, sampler=sampler, seed=1, device=device,
+                                dtype=dtype, save=False, translate=False, style=False)
+
+    import torch
 
     cpu_times: dict[str, list[float]] = {"plain": [], "ours": []}
+    seen_threads: dict[str, set[int]] = {"plain": set(), "ours": set()}
+    last: dict[str, Any] = {}
+    settings: dict[str, dict[str, Any]] = {}
 
     def time_plain() -> float:
         from gambarkan.engine.optimize import revert
 
         revert(pipe)  # plain diffusers gets the pipeline exactly as loaded (outside the clock)
+        pipe.scheduler = plain_scheduler
         _sync(device)
         start, cpu = time.perf_counter(), time.process_time()
-        _plain_diffusers(pipe, 1, width, height, steps, 7.0)
+        last["plain"] = _plain_diffusers(pipe, 1, width, height, steps, 7.0)
         _sync(device)
         cpu_times["plain"].append(time.process_time() - cpu)
-        return time.perf_counter() - start
+        wall = time.perf_counter() - start
+        seen_threads["plain"].add(torch.get_num_threads())
+        settings["plain"] = _settings_of(pipe, last["plain"], 1)
+        return wall
 
     def time_ours() -> float:
         _sync(device)
         start, cpu = time.perf_counter(), time.process_time()
-        engine.generate(request)
+        result = engine.generate(request)
         _sync(device)
         cpu_times["ours"].append(time.process_time() - cpu)
-        return time.perf_counter() - start
+        wall = time.perf_counter() - start
+        seen_threads["ours"].add(torch.get_num_threads())  # the engine's threads technique stays set until revert
+        last["ours"] = result.images[0].image
+        settings["ours"] = _settings_of(pipe, last["ours"], result.seed)
+        return wall
 
-    time_plain()  # warm-up both paths (allocator, kernels, caches)
-    time_ours()
-    cpu_times = {"plain": [], "ours": []}
-    plain: list[float] = []
-    ours: list[float] = []
-    for i in range(rounds):
-        pair = (time_plain, time_ours) if i % 2 == 0 else (time_ours, time_plain)
-        for fn in pair:
-            (plain if fn is time_plain else ours).append(fn())
-        if progress:
-            progress(i + 1, rounds)
+    with same_threads(threads) as n:
+        time_plain()  # warm-up both paths (allocator, kernels, caches)
+        time_ours()
+        cpu_times = {"plain": [], "ours": []}
+        plain: list[float] = []
+        ours: list[float] = []
+        for i in range(rounds):
+            pair = (time_plain, time_ours) if i % 2 == 0 else (time_ours, time_plain)
+            for fn in pair:
+                (plain if fn is time_plain else ours).append(fn())
+            if progress:
+                progress(i + 1, rounds)
+        from gambarkan.engine.optimize import revert
+
+        revert(pipe)
     d, g = statistics.median(plain), statistics.median(ours)
     dc, gc = statistics.median(cpu_times["plain"]), statistics.median(cpu_times["ours"])
+    ratios = [o / p for o, p in zip(ours, plain)]
+    cpu_ratios = [o / p for o, p in zip(cpu_times["ours"], cpu_times["plain"]) if p]
     from gambarkan.engine.optimize import peak_memory
 
     peak = peak_memory(device)["peak_ram_mb"]
-    return BenchResult(name, device, dtype, width, height, steps, rounds, d, g, g / d, plain, ours, load_s, dc, gc, gc / dc if dc else 0.0, peak)
+    used = {side: max(values) if len(values) == 1 else -1 for side, values in seen_threads.items()}  # -1: it changed between rounds
+    return BenchResult(name, device, dtype, width, height, steps, rounds, d, g, g / d, plain, ours, load_s, dc, gc, gc / dc if dc else 0.0, peak,
+                       (min(ratios), max(ratios)), (min(cpu_ratios), max(cpu_ratios)) if cpu_ratios else (0.0, 0.0), used, settings,
+                       image_diff(last["plain"], last["ours"]), cpu_info(n))
+
+
+def format_bench(result: BenchResult) -> str:
+    """The plain-text report of ``run_bench`` (what ``gambarkan bench`` prints)."""
+    cpu = result.cpu
+    spread = lambda runs: f"{min(runs):.3f} / {statistics.median(runs):.3f} / {max(runs):.3f}"  # noqa: E731
+    return (
+        f"{result.model} on {result.device} ({result.dtype}), {result.width}x{result.height}, {result.steps} steps, {result.rounds} rounds\n"
+        f"  CPU:             {cpu.get('name')}: {cpu.get('summary')}; {result.threads.get('ours')} torch threads on both sides\n"
+        f"  s/image (min / median / max)\n"
+        f"  plain diffusers: {spread(result.diffusers_runs)}\n"
+        f"  gambarkan:       {spread(result.gambarkan_runs)}\n"
+        f"  ratio (wall):    {result.ratio:.3f} (rounds {result.ratio_spread[0]:.3f}-{result.ratio_spread[1]:.3f}; target <= 1.02)\n"
+        f"  CPU-time ratio:  {result.cpu_ratio:.3f} (rounds {result.cpu_ratio_spread[0]:.3f}-{result.cpu_ratio_spread[1]:.3f})\n"
+        f"  same image:      max pixel difference {result.image_diff}/255, same settings: {result.settings.get('plain') == result.settings.get('ours')}\n"
+        f"  peak RAM:        {result.peak_ram_mb:.0f} MB"
+    )
 
 
 # --- the suite: plain diffusers against each optimisation level ----------------------------
@@ -301,6 +405,8 @@ class SuiteRow:
     utilisation: float | None = None  # U-Net FLOP/s over the card's dense fp16 peak
     techniques: list[str] = field(default_factory=list)
     runs: list[float] = field(default_factory=list)
+    cpu_runs: list[float] = field(default_factory=list)
+    image_diff: int = -1  # max abs pixel difference (0-255) to plain diffusers' image of the same round
 
 
 @dataclass
@@ -317,6 +423,8 @@ class SuiteResult:
     rows: list[SuiteRow]
     build_s: float = 0.0
     versions: dict[str, str] = field(default_factory=dict)
+    threads: int = 0  # torch threads of every level, plain diffusers included (OpenVINO's pool too)
+    cpu: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -346,10 +454,11 @@ def run_suite(
     width: int | None = None,
     height: int | None = None,
     steps: int | None = None,
-    rounds: int = 3,
+    rounds: int = 5,
     levels: list[str] | None = None,
     sampler: str = "Euler",
     progress: Any = None,
+    threads: int | None = None,
 ) -> SuiteResult:
     """Plain diffusers and each optimisation level on one full-size pipeline, alternating.
 
@@ -394,6 +503,8 @@ def run_suite(
     build_s = time.perf_counter() - started
     flops = unet_flops(pipe.unet, 2, height, width, getattr(pipe, "vae_scale_factor", 8))  # classifier-free guidance: batch of 2
 
+    images: dict[str, Any] = {}
+
     def run(level: str) -> tuple[float, float, dict[str, float], list[str]]:
         spec = SUITE_LEVELS[level]
         if spec is None:
@@ -401,7 +512,7 @@ def run_suite(
             reset_peaks(device)
             _sync(device)
             t, cpu = time.perf_counter(), time.process_time()
-            _plain_diffusers(pipe, 1, width, height, steps, 7.0)
+            images[level] = _plain_diffusers(pipe, 1, width, height, steps, 7.0)
             _sync(device)
             wall, cpu = time.perf_counter() - t, time.process_time() - cpu
             return wall, cpu, peak_memory(device), []
@@ -412,28 +523,32 @@ def run_suite(
         result = engine.generate(request)
         _sync(device)
         wall, cpu = time.perf_counter() - t, time.process_time() - cpu
+        images[level] = result.images[0].image
         return wall, cpu, result.timings, list(result.extra.get("optimizations", []))
 
-    for level in levels:  # warm-up: compile, allocator, oneDNN primitive caches
-        run(level)
     walls: dict[str, list[float]] = {lv: [] for lv in levels}
     cpus: dict[str, list[float]] = {lv: [] for lv in levels}
     ratios: dict[str, list[float]] = {lv: [] for lv in levels}
+    diffs: dict[str, int] = {}
     info: dict[str, tuple[dict[str, float], list[str]]] = {}
-    for i in range(rounds):
-        order = levels[i % len(levels):] + levels[: i % len(levels)]
-        this_round: dict[str, float] = {}
-        for level in order:
-            wall, cpu, timings, techniques = run(level)
-            walls[level].append(wall)
-            cpus[level].append(cpu)
-            this_round[level] = wall
-            info[level] = (timings, techniques)
-        for level in levels:
-            ratios[level].append(this_round[level] / this_round["diffusers"])
-        if progress:
-            progress(i + 1, rounds)
-    revert(pipe)
+    with same_threads(threads) as n:
+        for level in levels:  # warm-up: compile, OpenVINO conversion, allocator, oneDNN primitive caches
+            run(level)
+        for i in range(rounds):
+            order = levels[i % len(levels):] + levels[: i % len(levels)]
+            this_round: dict[str, float] = {}
+            for level in order:
+                wall, cpu, timings, techniques = run(level)
+                walls[level].append(wall)
+                cpus[level].append(cpu)
+                this_round[level] = wall
+                info[level] = (timings, techniques)
+            for level in levels:
+                ratios[level].append(this_round[level] / this_round["diffusers"])
+                diffs[level] = max(diffs.get(level, 0), image_diff(images[level], images["diffusers"]))
+            if progress:
+                progress(i + 1, rounds)
+        revert(pipe)
     peak = PEAK_FLOPS.get(next((k for k in PEAK_FLOPS if k in _device_name(device)), ""), None) if device == "cuda" and dtype != "fp32" else None
     rows = []
     for level in levels:
@@ -449,22 +564,24 @@ def run_suite(
             peak_ram_mb=timings.get("peak_ram_mb", 0.0), peak_vram_mb=timings.get("peak_vram_mb"),
             unet_s_per_step=unet_s / steps if unet_s else None,
             utilisation=(flops * steps / unet_s / peak) if (unet_s and peak) else None,
-            techniques=techniques, runs=walls[level],
+            techniques=techniques, runs=walls[level], cpu_runs=cpus[level], image_diff=diffs.get(level, -1),
         ))
     versions = {"torch": torch.__version__, "diffusers": diffusers.__version__}
-    return SuiteResult(arch, device, _device_name(device), dtype, width, height, steps, rounds, flops / 1e9, rows, build_s, versions)
+    return SuiteResult(arch, device, _device_name(device), dtype, width, height, steps, rounds, flops / 1e9, rows, build_s, versions, n, cpu_info(n))
 
 
 def format_suite(result: SuiteResult) -> str:
     """The suite as a plain-text table (also pasted into benchmarks/RESULTS.md)."""
     head = (f"{result.arch} ({result.device_name}, {result.dtype}), {result.width}x{result.height}, {result.steps} steps, "
-            f"{result.rounds} rounds; U-Net {result.unet_gflops_per_step:.0f} GFLOP per step (CFG batch 2)")
-    lines = [head, "| level | s/image (min-max) | CPU s | steps/s | ratio to diffusers (min-max) | speed-up | CPU-time ratio | peak RAM MB | peak VRAM MB | U-Net s/step | GPU util |",
-             "|---|---|---|---|---|---|---|---|---|---|---|"]
+            f"{result.rounds} rounds, {result.threads} torch threads on every level; U-Net {result.unet_gflops_per_step:.0f} GFLOP per step (CFG batch 2)")
+    if result.cpu:
+        head += f"\nCPU: {result.cpu.get('name')}: {result.cpu.get('summary')}"
+    lines = [head, "| level | s/image (min-max) | CPU s | steps/s | ratio to diffusers (min-max) | speed-up | CPU-time ratio | max px diff | peak RAM MB | peak VRAM MB | U-Net s/step | GPU util |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in result.rows:
         vram = f"{r.peak_vram_mb:.0f}" if r.peak_vram_mb else "-"
         unet = f"{r.unet_s_per_step:.3f}" if r.unet_s_per_step else "-"
         util = f"{r.utilisation:.0%}" if r.utilisation else "-"
         lines.append(f"| {r.level} | {r.s_per_image:.2f} ({r.spread[0]:.2f}-{r.spread[1]:.2f}) | {r.cpu_s_per_image:.2f} | {r.steps_per_s:.2f} | "
-                     f"{r.ratio:.3f} ({r.ratio_spread[0]:.3f}-{r.ratio_spread[1]:.3f}) | {r.speedup:.2f}x | {r.cpu_ratio:.3f} | {r.peak_ram_mb:.0f} | {vram} | {unet} | {util} |")
+                     f"{r.ratio:.3f} ({r.ratio_spread[0]:.3f}-{r.ratio_spread[1]:.3f}) | {r.speedup:.2f}x | {r.cpu_ratio:.3f} | {r.image_diff} | {r.peak_ram_mb:.0f} | {vram} | {unet} | {util} |")
     return "\n".join(lines)

@@ -33,6 +33,7 @@ class Settings:
     cache_dir: Path
     lora_dirs: list[Path] = field(default_factory=list)
     embedding_dirs: list[Path] = field(default_factory=list)
+    wildcard_dirs: list[Path] = field(default_factory=list)  # __name__ files (prompt.variations)
     default_model: str = DEFAULT_MODEL
     translator: str = "auto"
     offline: bool = False
@@ -60,6 +61,7 @@ class Settings:
             cache_dir=cache_dir,
             lora_dirs=_paths(env.get("GAMBARKAN_LORA_DIRS")) + [home / "loras"],
             embedding_dirs=_paths(env.get("GAMBARKAN_EMBEDDING_DIRS")) + [home / "embeddings"],
+            wildcard_dirs=_paths(env.get("GAMBARKAN_WILDCARDS")) + [home / "wildcards"],
             default_model=env.get("GAMBARKAN_MODEL") or DEFAULT_MODEL,
             translator=env.get("GAMBARKAN_TRANSLATOR") or "auto",
             offline=_truthy(env.get("GAMBARKAN_OFFLINE")) or _truthy(env.get("HF_HUB_OFFLINE")),

@@ -56,6 +56,19 @@ def check_device() -> list[Check]:
     return [Check("device", "warn", f"CPU only ({torch.get_num_threads()} threads): a 512x512 image takes minutes", "use the 'cepat' package or a GPU (e.g. Colab T4)")]
 
 
+def check_cpu() -> Check:
+    """The CPU's vector features and thread count: what ``--fast`` and the benchmarks depend on."""
+    from gambarkan.cpufeatures import detect, torch_threads
+
+    cpu = detect()
+    detail = cpu.describe(torch_threads())
+    if not cpu.avx2:
+        return Check("CPU", "warn", detail, "no AVX2: PyTorch runs its slowest kernels here; use a GPU or the 'cepat' package")
+    if not cpu.bf16:
+        return Check("CPU", "ok", detail + "; --fast uses no bf16 here (emulated bf16 is slower than fp32)")
+    return Check("CPU", "ok", detail + "; --fast uses bf16")
+
+
 def check_memory_and_disk(settings: Settings) -> list[Check]:
     import psutil
 
@@ -79,11 +92,12 @@ def _hf_cache() -> Path:
     return Path(HF_HUB_CACHE)
 
 
-def check_network(timeout: float = 3.0) -> Check:
+def check_network(timeout: float = 3.0, url: str = HUB_URL) -> Check:
+    """Can the Hub be reached? ``url`` is for tests (a local server that answers, or a closed port)."""
     import urllib.request
 
     try:
-        with urllib.request.urlopen(HUB_URL, timeout=timeout) as response:  # noqa: S310 (fixed https URL)
+        with urllib.request.urlopen(url, timeout=timeout) as response:  # noqa: S310 (fixed https URL)
             return Check("Hugging Face Hub", "ok", f"reachable (HTTP {response.status})")
     except Exception as exc:  # any network failure means the same to the user
         reason = getattr(exc, "reason", exc)
@@ -111,13 +125,14 @@ def check_tiny_generation(settings: Settings) -> Check:
 
 
 def check_memory_modes(device: str | None = None, free_vram_mb: int | None = None, free_ram_mb: int | None = None) -> list[Check]:
-    """The memory mode ``--memory auto`` would pick here for SD 1.5, SD 2.x and SDXL at their native size."""
-    from gambarkan.engine.device import _NATIVE_PIXELS, choose_memory_mode, pick_device
+    """The memory mode ``--memory auto`` would pick here for each family (SD 1.5 ... FLUX.1) at its native size."""
+    from gambarkan.engine.device import choose_memory_mode, pick_device
+    from gambarkan.families import get_family, names
 
     device = device or pick_device("auto")
     checks = []
-    for kind, label in (("sd15", "SD 1.5"), ("sd2", "SD 2.x"), ("sdxl", "SDXL")):
-        side = int(_NATIVE_PIXELS[kind] ** 0.5)
+    for kind in names():
+        label, (side, _) = get_family(kind).title, get_family(kind).native_size
         plan = choose_memory_mode("auto", device, kind, side, side, free_vram_mb=free_vram_mb, free_ram_mb=free_ram_mb)
         status = "warn" if plan.mode == "minimal" else "ok"
         fix = "it will run, slowly: close other GPU programs or pick a smaller package" if status == "warn" else ""
@@ -132,6 +147,7 @@ def run_doctor(settings: Settings | None = None, network: bool = True) -> list[C
     if any(c.status == "fail" for c in checks):
         return checks
     checks += check_device()
+    checks.append(check_cpu())
     checks += check_memory_and_disk(settings)
     checks += check_memory_modes()
     checks.append(Check("folders", "ok", f"home {settings.home}, outputs {settings.output_dir}, models {_hf_cache()}"))

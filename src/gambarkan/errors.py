@@ -1,13 +1,101 @@
 """The GambarkanError tree: every failure a user can fix, with one exit code and one HTTP status.
 
-Messages are one line: what went wrong, then (in the hint) how to fix it. Surfaces print
-``gambarkan: error: <message> (<hint>)`` on the CLI and ``{"error": {...}}`` on the server.
+Messages are one line: what went wrong, then (in the hint) how to fix it. Each error carries a
+stable ``code`` and its ``params``, so every surface can say it in its user's language:
+``raise InvalidRequestError(code="size_not_multiple_of_8", params={...})`` takes its English text
+from ``MESSAGES`` below and its Indonesian text from ``gambarkan.i18n``; ``gambarkan.i18n.render``
+picks one. ``GambarkanError(message, hint)`` without a code still works (class code, English only).
 """
 
 from __future__ import annotations
 
 import difflib
-from collections.abc import Iterable
+import string
+from collections.abc import Iterable, Mapping
+
+#: Param values: plain JSON scalars, so an error survives the job database and the HTTP body.
+Param = str | int | float | bool | None
+
+#: English (message, hint) per code, filled from ``params``. The Indonesian texts are in ``gambarkan.i18n.ID``.
+#: ``{did_you_mean}`` is made from the ``close`` param ("'anime', 'anim'" or ""), in each language.
+MESSAGES: dict[str, tuple[str, str | None]] = {
+    # request validation (request.py)
+    "size_out_of_range": ("{field} {value} is out of range ({lo}-{hi})", None),
+    "size_not_multiple_of_8": ("{field} {value} is not a multiple of 8", "try {suggestion}"),
+    "value_out_of_range": ("{field} {value} is out of range", "use a value from {lo} to {hi}"),
+    "unknown_option": ("unknown option '{field}'", "see: gambarkan generate --help"),
+    "invalid_value": ("invalid {field}: {detail}", None),
+    "prompt_has_nul": ("prompt contains a NUL character", None),
+    "prompt_too_long": ("prompt is longer than {limit} characters", None),
+    "unknown_sampler": ("unknown sampler '{name}'", "{did_you_mean}see: gambarkan samplers"),
+    "unknown_schedule_type": ("unknown schedule type '{name}'", "{did_you_mean}see: gambarkan samplers"),
+    # A1111 / OpenAI compatibility (server)
+    "background_not_supported": (
+        "background 'transparent' is not supported: gambarkan makes opaque images", "leave background unset or use 'opaque'",
+    ),
+    "interrogate_unavailable": (
+        "interrogate (image captioning) is not available in gambarkan yet",
+        "write the prompt yourself, or use /sdapi/v1/png-info for a PNG's own prompt",
+    ),
+    "unknown_vae": ("unknown VAE '{name}': this server has no separate VAEs", 'use "Automatic" (see /sdapi/v1/sd-vae)'),
+    "style_not_found": (
+        "style '{name}' not found: this server has no saved A1111 styles", "leave styles empty (see /sdapi/v1/prompt-styles)",
+    ),
+    # models
+    "unknown_package": ("unknown preset '{name}'", "{did_you_mean}see: gambarkan models list"),
+    "model_not_found": (
+        "model file or folder not found: {path}",
+        "check the path, or give a Hugging Face repo id like stable-diffusion-v1-5/stable-diffusion-v1-5",
+    ),
+    "package_not_downloaded": (
+        "package '{name}' is not downloaded and offline mode is on",
+        "run `gambarkan models pull {name}` with a connection (check it with `gambarkan doctor`), or use --model PATH",
+    ),
+    # storage and memory
+    "disk_full_download": (
+        "not enough free disk for '{name}': it needs {needed_mb} MB, {free_mb} MB are free in {path}",
+        "free some space, or point HF_HUB_CACHE at a bigger disk",
+    ),
+    "disk_full": ("no space left on the disk holding {path}", "free some space or choose another --out folder"),
+    # translation
+    "translator_download_failed": (
+        "cannot download the marian translator ({model}): {detail}",
+        "check the connection, or use --translator glossary",
+    ),
+    "folder_not_writable": ("cannot write to {path} (permission denied)", "choose a folder you can write to with --out"),
+    "folder_read_only": ("cannot write to {path} (read-only file system)", "choose a folder you can write to with --out"),
+    "device_out_of_memory": ("the {device} ran out of memory in memory mode {mode}", "try a smaller size, a smaller batch, or the 'cepat' or 'umum' package"),
+    "gpu_out_of_memory": (
+        "the GPU ran out of memory even in memory mode {mode}",
+        "try a smaller size or batch, --memory minimal, or a lighter package like 'umum'",
+    ),
+}
+
+#: Codes whose English text is written at the raise site (too varied for one template); Indonesian in i18n.
+EXPLICIT_CODES = frozenset({"hub_unreachable", "pickle_refused"})
+
+
+class _Keep(dict[str, object]):
+    """``format_map`` helper: a placeholder without a value stays as ``{name}``, never a KeyError."""
+
+    def __missing__(self, key: str) -> str:
+        return "{" + key + "}"
+
+
+def fill(template: str, params: Mapping[str, object], did_you_mean: str = "did you mean {close}? ") -> str:
+    """``template`` with ``{placeholders}`` from ``params``; missing ones are left as written."""
+    values = _Keep(params)
+    close = params.get("close")
+    values["did_you_mean"] = did_you_mean.format(close=close) if close else ""
+    return string.Formatter().vformat(template, (), values)
+
+
+def close_names(name: str, choices: Iterable[str], n: int = 3) -> str:
+    """The names closest to ``name`` as "'a', 'b'" (the ``close`` param), or "" when nothing is close."""
+    choices = list(choices)
+    lowered = {c.lower(): c for c in choices}
+    close = difflib.get_close_matches(name.lower(), list(lowered), n=n, cutoff=0.5)
+    return ", ".join(f"'{lowered[c]}'" for c in close)
 
 
 class GambarkanError(Exception):
@@ -17,17 +105,42 @@ class GambarkanError(Exception):
     http_status: int = 400
     code: str = "invalid_request"
 
-    def __init__(self, message: str, hint: str | None = None) -> None:
+    def __init__(
+        self,
+        message: str | None = None,
+        hint: str | None = None,
+        *,
+        code: str | None = None,
+        params: Mapping[str, Param] | None = None,
+    ) -> None:
+        if code is not None:
+            self.code = code  # the specific code; the class keeps its own as ``kind``
+        self.params: dict[str, Param] = dict(params or {})
+        if message is None:
+            template, hint_template = MESSAGES.get(self.code, (self.code.replace("_", " "), None))
+            message = fill(template, self.params)
+            if hint is None and hint_template:
+                hint = fill(hint_template, self.params) or None
         super().__init__(message)
         self.message = message
         self.hint = hint
 
+    @property
+    def kind(self) -> str:
+        """The class's code (``invalid_request``, ``out_of_memory`` ...): the family of ``code``."""
+        return type(self).code
+
     def __str__(self) -> str:
         return f"{self.message} ({self.hint})" if self.hint else self.message
 
-    def to_dict(self) -> dict[str, str | int | None]:
-        """JSON body used by the server: ``{"error": err.to_dict()}``."""
-        return {"code": self.code, "message": str(self), "hint": self.hint, "status": self.http_status}
+    def to_dict(self) -> dict[str, object]:
+        """JSON body used by the server: ``{"error": err.to_dict()}`` (English ``message``, plus the code)."""
+        data: dict[str, object] = {"code": self.code, "message": str(self), "hint": self.hint, "status": self.http_status}
+        if self.code != self.kind:
+            data["kind"] = self.kind
+        if self.params:
+            data["params"] = dict(self.params)
+        return data
 
 
 class InvalidRequestError(GambarkanError):
@@ -92,11 +205,14 @@ class CancelledError(GambarkanError):
     code = "cancelled"
 
 
+class NumericalError(GambarkanError):
+    """The model produced NaN/black images even after the precision fix; nothing was saved."""
+
+    http_status = 422
+    code = "non_finite_output"
+
+
 def did_you_mean(name: str, choices: Iterable[str], n: int = 3) -> str | None:
     """Return "did you mean 'a', 'b'?" for the closest names, or None when nothing is close."""
-    choices = list(choices)
-    lowered = {c.lower(): c for c in choices}
-    close = difflib.get_close_matches(name.lower(), list(lowered), n=n, cutoff=0.5)
-    if not close:
-        return None
-    return "did you mean " + ", ".join(f"'{lowered[c]}'" for c in close) + "?"
+    close = close_names(name, choices, n)
+    return f"did you mean {close}?" if close else None

@@ -74,3 +74,45 @@ def safe_join(root: Path | str, name: str, what: str = "name") -> Path:
     if os.path.commonpath([base, target]) != base or target == base:
         raise UnsafePathError(f"invalid {what}: it would leave its folder", "give a name inside the folder")
     return Path(target)
+
+
+def file_kind(mode: int) -> str:
+    """What a ``st_mode`` is, in words: "a folder", "a FIFO (named pipe)", "a device", ..."""
+    import stat
+
+    if stat.S_ISREG(mode):
+        return "a file"
+    if stat.S_ISDIR(mode):
+        return "a folder"
+    if stat.S_ISFIFO(mode):
+        return "a FIFO (named pipe)"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "a device"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    return "not a regular file"
+
+
+def require_regular_file(path: Path | str, what: str = "file") -> Path:
+    """``path`` if it is a regular file (symlinks followed); InvalidRequestError naming what it is otherwise.
+
+    Every input file a user names goes through this before it is opened: opening a FIFO
+    blocks forever and a device never ends, so neither may reach a reader.
+    """
+    import errno
+
+    target = Path(path).expanduser()
+    try:
+        mode = os.stat(target).st_mode
+    except FileNotFoundError:
+        raise InvalidRequestError(f"{what} not found: {target}", "check the path") from None
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise InvalidRequestError(f"{what} {target} is a symbolic link loop", "point it at a real file") from None
+        raise InvalidRequestError(f"cannot read {what} {target}: {exc.strerror or exc}", "check the path") from None
+    except ValueError:  # NUL in the path
+        raise InvalidRequestError(f"invalid {what} path: it contains a NUL character", "remove it") from None
+    kind = file_kind(mode)
+    if kind != "a file":
+        raise InvalidRequestError(f"{what} {target} is {kind}, not a regular file", "give the path of a regular file")
+    return target

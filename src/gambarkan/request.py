@@ -10,9 +10,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
 from gambarkan.errors import InvalidRequestError
+from gambarkan.inputs.control import ControlUnit
 from gambarkan.inputs.images import ImageInput
 
 DEFAULTS: dict[str, Any] = {
@@ -26,6 +27,18 @@ DEFAULTS: dict[str, Any] = {
 
 MAX_SEED = 2**32 - 1
 LIMITS = {"steps": (1, 150), "cfg": (0.0, 30.0), "size": (64, 2048), "batch_size": (1, 16), "count": (1, 100)}
+
+
+def invalid_text(value: str) -> str | None:
+    """Why ``value`` is not valid Unicode text (a lone surrogate), or None when it is."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        return (
+            f"is not valid text: character {exc.start + 1} is a lone surrogate {value[exc.start]!r} "
+            "(invalid UTF-8 input; retype it or save the text as UTF-8)"
+        )
+    return None
 
 
 def _nearest_multiple_of_8(value: int) -> int:
@@ -150,24 +163,26 @@ class GenerationRequest(BaseModel):
     resize_mode: Literal["just_resize", "crop_and_resize", "resize_and_fill"] = "just_resize"
     outpaint: Outpaint | None = None
     hires: Hires | None = None
+    controlnet: tuple[ControlUnit, ...] = ()  # ControlNet units (sd-webui-controlnet's fields)
 
     def __init__(self, **data: Any) -> None:
         try:
             super().__init__(**data)
         except ValidationError as exc:
-            raise InvalidRequestError(*_explain(exc)) from None
+            raise _explain(exc) from None
 
     @field_validator("width", "height")
     @classmethod
-    def _check_size(cls, value: int | None, info: Any) -> int | None:
+    def _check_size(cls, value: int | None, info: ValidationInfo) -> int | None:
         if value is None:
             return value
         lo, hi = LIMITS["size"]
         if not lo <= value <= hi:
-            raise ValueError(f"{info.field_name} {value} is out of range ({lo}-{hi})")
+            raise InvalidRequestError(code="size_out_of_range", params={"field": info.field_name, "value": value, "lo": lo, "hi": hi})
         if value % 8:
-            raise ValueError(
-                f"{info.field_name} {value} is not a multiple of 8 (try {_nearest_multiple_of_8(value)})"
+            suggestion = _nearest_multiple_of_8(value)
+            raise InvalidRequestError(
+                code="size_not_multiple_of_8", params={"field": info.field_name, "value": value, "suggestion": suggestion}
             )
         return value
 
@@ -197,7 +212,7 @@ class GenerationRequest(BaseModel):
     @classmethod
     def _check_optimize(cls, value: str | None) -> str | None:
         if value is not None:
-            from gambarkan.engine.optimize import parse_spec
+            from gambarkan.optimize_names import parse_spec
 
             parse_spec(value)  # raises InvalidRequestError naming the unknown technique
         return value
@@ -233,13 +248,24 @@ class GenerationRequest(BaseModel):
             return "inpaint"
         return "img2img"
 
+    @field_validator("*", mode="before")
+    @classmethod
+    def _check_unicode(cls, value: object, info: ValidationInfo) -> object:
+        """Every text must be real Unicode: a lone surrogate (JSON ``"\\ud800"``, or invalid UTF-8
+        bytes on the command line) cannot be encoded, so history, job store and PNG writes would fail later."""
+        if isinstance(value, str):
+            text_error = invalid_text(value)
+            if text_error:
+                raise ValueError(f"{info.field_name} {text_error}")
+        return value
+
     @field_validator("prompt", "negative_prompt")
     @classmethod
     def _check_text(cls, value: str) -> str:
         if "\x00" in value:
-            raise ValueError("prompt contains a NUL character")
+            raise InvalidRequestError(code="prompt_has_nul")
         if len(value) > 20_000:
-            raise ValueError("prompt is longer than 20000 characters")
+            raise InvalidRequestError(code="prompt_too_long", params={"limit": 20_000})
         return value
 
     def merged(self, **changes: Any) -> GenerationRequest:
@@ -263,21 +289,23 @@ def _bounds(field_name: str) -> tuple[Any, Any]:
     return lo, hi
 
 
-def _explain(exc: ValidationError) -> tuple[str, str | None]:
-    """Turn pydantic's multi-line report into our one-line message and hint."""
+def _explain(exc: ValidationError) -> InvalidRequestError:
+    """Turn pydantic's multi-line report into our one-line error with its code and params."""
     err = exc.errors()[0]
     field_name = ".".join(str(p) for p in err.get("loc", ())) or "request"
     msg = str(err.get("msg", "invalid value"))
     msg = msg.removeprefix("Value error, ")
     if err.get("type") == "extra_forbidden":
-        return f"unknown option '{field_name}'", "see: gambarkan generate --help"
+        return InvalidRequestError(code="unknown_option", params={"field": field_name})
     ctx = err.get("ctx") or {}
     if "ge" in ctx or "le" in ctx:
         lo, hi = _bounds(field_name)
-        return f"{field_name} {err.get('input')!r} is out of range", f"use a value from {lo} to {hi}"
+        value = err.get("input")
+        shown = value if isinstance(value, int | float) and not isinstance(value, bool) else repr(value)
+        return InvalidRequestError(code="value_out_of_range", params={"field": field_name, "value": shown, "lo": lo, "hi": hi})
     if field_name in msg:
-        return msg, None
-    return f"invalid {field_name}: {msg}", None
+        return InvalidRequestError(msg)
+    return InvalidRequestError(code="invalid_value", params={"field": field_name, "detail": msg})
 
 
 @dataclass

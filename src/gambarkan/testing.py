@@ -2,7 +2,9 @@
 
 Real diffusers/transformers classes with random (seeded) weights, like diffusers' own
 ``get_dummy_components``; a small CLIP BPE tokenizer is trained on a built-in word list so
-nothing is downloaded. ``python -m gambarkan.testing tiny-model DIR [--arch sd15|sdxl]``.
+nothing is downloaded. ``python -m gambarkan.testing tiny-model DIR [--arch sd15|sdxl|flux|lightning]``.
+The FLUX build has a tiny FluxTransformer2DModel, CLIP and T5 encoders (a T5 Unigram
+tokenizer is built from the same word list) and a 16-channel AutoencoderKL.
 """
 
 from __future__ import annotations
@@ -171,6 +173,75 @@ def tiny_clip_tokenizer(directory: Path | None = None, pad_token: str = "<|endof
     )
 
 
+FLUX_TRANSFORMER = dict(
+    patch_size=1,
+    in_channels=64,  # 16 latent channels packed 2x2
+    num_layers=1,
+    num_single_layers=1,
+    attention_head_dim=16,
+    num_attention_heads=2,
+    joint_attention_dim=32,  # T5 d_model
+    pooled_projection_dim=32,  # CLIP pooled output
+    guidance_embeds=False,  # schnell: no distilled guidance
+    axes_dims_rope=(4, 4, 8),
+)
+FLUX_VAE = dict(
+    block_out_channels=[32, 64],
+    in_channels=3,
+    out_channels=3,
+    down_block_types=["DownEncoderBlock2D", "DownEncoderBlock2D"],
+    up_block_types=["UpDecoderBlock2D", "UpDecoderBlock2D"],
+    latent_channels=16,
+    sample_size=128,
+    use_quant_conv=False,
+    use_post_quant_conv=False,
+    scaling_factor=0.3611,
+    shift_factor=0.1159,
+)
+T5 = dict(vocab_size=1000, d_model=32, d_kv=8, d_ff=37, num_layers=2, num_heads=4, relative_attention_num_buckets=8, dropout_rate=0.0, pad_token_id=0, eos_token_id=1, decoder_start_token_id=0)
+#: FLUX.1-schnell's scheduler_config.json.
+FLUX_SCHEDULER = dict(base_image_seq_len=256, base_shift=0.5, max_image_seq_len=4096, max_shift=1.15, num_train_timesteps=1000, shift=1.0, use_dynamic_shifting=False)
+#: SDXL-Lightning's scheduler settings: Euler with trailing timesteps (ByteDance's model card).
+LIGHTNING_SCHEDULER = dict(timestep_spacing="trailing")
+
+
+def tiny_t5_tokenizer(max_length: int = 64) -> Any:
+    """A T5 tokenizer (Unigram, built in memory from the word list: nothing downloaded)."""
+    from transformers import T5TokenizerFast
+
+    words = list(dict.fromkeys(_CORPUS))
+    vocab = [("<pad>", 0.0), ("</s>", 0.0), ("<unk>", 0.0), ("\u2581", -2.0)] + [("\u2581" + w, -5.0 - i / 1000) for i, w in enumerate(words)]
+    vocab += [(c, -10.0) for c in "abcdefghijklmnopqrstuvwxyz0123456789,.-"]
+    return T5TokenizerFast(vocab=vocab, extra_ids=0, model_max_length=max_length)
+
+
+def tiny_flux_components(seed: int = 0) -> dict[str, Any]:
+    """Random-weight components for a tiny FluxPipeline (deterministic for a seed)."""
+    import torch
+    from diffusers import AutoencoderKL, FlowMatchEulerDiscreteScheduler, FluxTransformer2DModel
+    from transformers import CLIPTextConfig, CLIPTextModel, T5Config, T5EncoderModel
+
+    torch.manual_seed(seed)
+    transformer = FluxTransformer2DModel(**FLUX_TRANSFORMER)
+    torch.manual_seed(seed)
+    vae = AutoencoderKL(**FLUX_VAE)
+    torch.manual_seed(seed)
+    text_encoder = CLIPTextModel(CLIPTextConfig(**TEXT))
+    torch.manual_seed(seed)
+    text_encoder_2 = T5EncoderModel(T5Config(**T5))
+    return {
+        "transformer": transformer,
+        "vae": vae,
+        "text_encoder": text_encoder,
+        "tokenizer": tiny_clip_tokenizer(),
+        "text_encoder_2": text_encoder_2,
+        "tokenizer_2": tiny_t5_tokenizer(),
+        "scheduler": FlowMatchEulerDiscreteScheduler(**FLUX_SCHEDULER),
+        "image_encoder": None,
+        "feature_extractor": None,
+    }
+
+
 def tiny_components(arch: str = "sd15", seed: int = 0) -> dict[str, Any]:
     """Random-weight components for a tiny SD 1.x or SDXL pipeline (deterministic for a seed)."""
     import torch
@@ -206,14 +277,56 @@ def tiny_components(arch: str = "sd15", seed: int = 0) -> dict[str, Any]:
     return components
 
 
-def tiny_pipeline(arch: str = "sd15", seed: int = 0) -> Any:
-    """An in-memory tiny StableDiffusion(XL)Pipeline on the CPU in fp32."""
-    from diffusers import StableDiffusionPipeline, StableDiffusionXLPipeline
+TINY_ARCHS = ("sd15", "sdxl", "flux", "lightning")
 
-    cls = StableDiffusionPipeline if arch == "sd15" else StableDiffusionXLPipeline
-    pipe = cls(**tiny_components(arch, seed))
+
+def tiny_pipeline(arch: str = "sd15", seed: int = 0) -> Any:
+    """An in-memory tiny pipeline on the CPU in fp32: sd15, sdxl, flux, or lightning
+    (an SDXL whose scheduler uses trailing timesteps, like SDXL-Lightning / DMD2)."""
+    import diffusers
+
+    from gambarkan.families import get_family
+
+    if arch not in TINY_ARCHS:
+        raise ValueError(f"unknown tiny arch {arch!r} (use one of {', '.join(TINY_ARCHS)})")
+    family = get_family("sdxl" if arch == "lightning" else arch)
+    cls = getattr(diffusers, family.pipeline_class("txt2img"))
+    if arch == "flux":
+        pipe = cls(**tiny_flux_components(seed))
+    else:
+        components = tiny_components("sdxl" if arch == "lightning" else arch, seed)
+        if arch == "lightning":
+            components["scheduler"] = diffusers.EulerDiscreteScheduler.from_config(components["scheduler"].config, **LIGHTNING_SCHEDULER)
+        pipe = cls(**components)
     pipe.set_progress_bar_config(disable=True)
     return pipe
+
+
+def save_tiny_gguf(path: Path | str, flux_dir: Path | str) -> Path:
+    """Write the tiny FLUX folder's transformer as a GGUF file (Q8_0 where a row fits 32-blocks).
+
+    Written with the ``gguf`` package under diffusers' own tensor names, so diffusers' GGUF
+    loader (``from_single_file`` + ``GGUFQuantizationConfig``) reads it without conversion.
+    """
+    import gguf
+    import numpy as np
+    from diffusers import FluxTransformer2DModel
+
+    path = Path(path)
+    transformer = FluxTransformer2DModel.from_pretrained(str(Path(flux_dir) / "transformer"))
+    writer = gguf.GGUFWriter(str(path), arch="flux")
+    for name, value in transformer.state_dict().items():
+        array = value.float().numpy()
+        if array.ndim == 2 and array.shape[-1] % 32 == 0:
+            data = gguf.quants.quantize(array, gguf.GGMLQuantizationType.Q8_0)
+            writer.add_tensor(name, data, raw_shape=data.shape, raw_dtype=gguf.GGMLQuantizationType.Q8_0)
+        else:
+            writer.add_tensor(name, array.astype(np.float32))
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    return path
 
 
 def save_tiny_model(directory: Path | str, arch: str = "sd15", seed: int = 0) -> Path:
@@ -223,18 +336,72 @@ def save_tiny_model(directory: Path | str, arch: str = "sd15", seed: int = 0) ->
     return directory
 
 
+MARIAN_CORPUS = [
+    "kucing hitam besar tidur di atas kasur", "rumah adat jawa di tengah sawah", "dua ekor kucing bermain",
+    "gadis berkebaya merah di sawah saat matahari terbenam", "pemandangan pantai saat senja",
+    "big black cat sleeping on a bed", "traditional javanese house", "two cats playing", "beach at dusk",
+    "seorang nenek sedang duduk di atas batu", "an old woman sitting on a rock", "langit malam penuh bintang",
+]
+
+
+def save_tiny_marian(root: Path | str, model_id: str = "Helsinki-NLP/opus-mt-id-en") -> Path:
+    """A random-weight MarianMT model + trained sentencepiece tokenizer, saved offline in the HF cache
+    layout under ``root/hf`` as ``model_id``; returns the snapshot folder (what ``from_pretrained`` loads)."""
+    import json
+
+    import sentencepiece as spm
+    import torch
+    from transformers import MarianConfig, MarianMTModel, MarianTokenizer
+
+    root = Path(root)
+    work = root / "work"
+    work.mkdir(parents=True, exist_ok=True)
+    spm.SentencePieceTrainer.train(
+        sentence_iterator=iter(MARIAN_CORPUS * 20), model_prefix=str(work / "sp"), vocab_size=80,
+        character_coverage=1.0, model_type="unigram", bos_id=-1, eos_id=1, unk_id=0, pad_id=-1,
+        minloglevel=2,
+    )
+    sp = spm.SentencePieceProcessor(model_file=str(work / "sp.model"))
+    vocab = {"<unk>": 0, "</s>": 1}
+    for i in range(sp.get_piece_size()):
+        vocab.setdefault(sp.id_to_piece(i), len(vocab))
+    vocab["<pad>"] = len(vocab)
+    (work / "vocab.json").write_text(json.dumps(vocab), encoding="utf-8")
+    repo = root / "hf" / ("models--" + model_id.replace("/", "--"))
+    snap = repo / "snapshots" / ("0" * 40)
+    tok = MarianTokenizer(str(work / "sp.model"), str(work / "sp.model"), str(work / "vocab.json"), source_lang="id", target_lang="en")
+    tok.save_pretrained(snap)
+    config = MarianConfig(
+        vocab_size=len(vocab), d_model=16, encoder_layers=1, decoder_layers=1, encoder_attention_heads=2,
+        decoder_attention_heads=2, encoder_ffn_dim=32, decoder_ffn_dim=32, max_position_embeddings=128,
+        pad_token_id=vocab["<pad>"], eos_token_id=vocab["</s>"], decoder_start_token_id=vocab["<pad>"],
+        forced_eos_token_id=vocab["</s>"],
+    )
+    torch.manual_seed(0)
+    MarianMTModel(config).save_pretrained(snap)
+    (repo / "refs").mkdir(parents=True, exist_ok=True)
+    (repo / "refs" / "main").write_text("0" * 40)
+    return snap
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m gambarkan.testing", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
     tiny = sub.add_parser("tiny-model", help="write a tiny random-weight model folder")
     tiny.add_argument("directory")
-    tiny.add_argument("--arch", choices=["sd15", "sdxl"], default="sd15")
+    tiny.add_argument("--arch", choices=list(TINY_ARCHS), default="sd15")
     tiny.add_argument("--seed", type=int, default=0)
+    control = sub.add_parser("tiny-controlnet", help="write a tiny random ControlNet matching a tiny model")
+    control.add_argument("directory")
+    control.add_argument("--base", required=True, help="the tiny model folder it must match")
+    control.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     from gambarkan.cli.common import quiet_libraries
 
     quiet_libraries()  # the path alone on stdout, no library chatter on stderr
-    path = save_tiny_model(args.directory, args.arch, args.seed)
+    if args.command == "tiny-controlnet":
+        path = save_tiny_controlnet(args.directory, args.base, args.seed)
+    else:
+        path = save_tiny_model(args.directory, args.arch, args.seed)
     print(path)
     return 0
 
@@ -413,6 +580,27 @@ def save_tiny_single_file(path: Path | str, seed: int = 0, config_dir: Path | st
     if config_dir is not None:
         pipe.save_pretrained(Path(config_dir), safe_serialization=True)
     return path
+
+
+def save_tiny_controlnet(directory: Path | str, base: Path | str, seed: int = 0) -> Path:
+    """Save a tiny random ControlNet made from the tiny model at ``base`` (its U-Net's shape), as
+    a diffusers folder that ``--control-model DIR`` loads. Zero convolutions are randomised too,
+    so the control image visibly changes the output (a fresh ControlNet would change nothing)."""
+    import torch
+    from diffusers import ControlNetModel, UNet2DConditionModel
+
+    unet = UNet2DConditionModel.from_pretrained(Path(base) / "unet")
+    vae_levels = len(json.loads((Path(base) / "vae" / "config.json").read_text())["block_out_channels"])
+    torch.manual_seed(seed)
+    controlnet = ControlNetModel.from_unet(unet, conditioning_embedding_out_channels=tuple(16 * 2**i for i in range(vae_levels)))
+    with torch.no_grad():
+        for name, param in controlnet.named_parameters():
+            if "controlnet_down_blocks" in name or "controlnet_mid_block" in name or "controlnet_cond_embedding.conv_out" in name:
+                # Weights only: a random bias would shift the output whatever the control image.
+                param.normal_(0.0, 0.5) if name.endswith("weight") else param.zero_()
+    directory = Path(directory)
+    controlnet.save_pretrained(directory, safe_serialization=True)
+    return directory
 
 
 def tiny_upscaler_state(scale: int = 4, num_block: int = 1, num_feat: int = 8, num_grow: int = 4, seed: int = 0) -> dict[str, Any]:

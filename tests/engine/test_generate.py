@@ -171,7 +171,8 @@ def test_sd2_is_detected_from_folder_configs_and_checkpoint_keys(tiny_sd15_dir: 
     import json
     import shutil
 
-    from gambarkan.engine.pipelines import ARCH_CLASSES, detect_file_arch, detect_folder_arch
+    from gambarkan.engine.pipelines import detect_file_arch, detect_folder_arch
+    from gambarkan.families import get_family
 
     sd2 = tmp_path / "sd2"
     (sd2 / "unet").mkdir(parents=True)
@@ -183,6 +184,6 @@ def test_sd2_is_detected_from_folder_configs_and_checkpoint_keys(tiny_sd15_dir: 
     assert detect_file_arch({**unet_key, "cond_stage_model.transformer.text_model.embeddings.position_ids": {}}) == "sd15"
     assert detect_file_arch({**unet_key, "cond_stage_model.model.transformer.resblocks.0.attn.in_proj_weight": {}}) == "sd2"
     assert detect_file_arch({**unet_key, "conditioner.embedders.1.model.ln_final.weight": {}}) == "sdxl"
-    assert ARCH_CLASSES["sd2"] == "StableDiffusionPipeline" and ARCH_CLASSES["sdxl"] == "StableDiffusionXLPipeline"
+    assert get_family("sd2").pipeline_class() == "StableDiffusionPipeline" and get_family("sdxl").pipeline_class() == "StableDiffusionXLPipeline"
     with pytest.raises(ModelLoadError, match="LoRA"):
         detect_file_arch({"lora_unet_down_blocks_0_attentions_0_proj_in.lora_down.weight": {}})

@@ -352,14 +352,19 @@ def test_openvino_unet_matches_and_reuses_its_conversion(tmp_path):
 
     pipe = tiny_pipeline("sd15")
     reference = plain(pipe)
+    weights = {k: v.clone() for k, v in pipe.unet.state_dict().items()}
     opts = optimize.resolve_options("none,openvino", "cpu")
     assert opts.enabled == ["openvino"]
     optimize.apply(pipe, opts, model_key="tiny", shape=(1, 64, 64), cache_dir=tmp_path)
-    assert type(pipe.unet).__name__ == "_OpenVINOUNet"
+    assert type(pipe.unet).__name__ == "OpenVINOUNet"
     np.testing.assert_allclose(plain(pipe), reference, atol=2e-3)
     assert len(list((tmp_path / "openvino").glob("unet-*.xml"))) == 1  # saved: the next process skips conversion
+    # No model folder behind this pipeline: its weights were saved once, then freed.
+    assert pipe.unet.weights_dropped and len(list((tmp_path / "openvino").glob("unet-*-weights.safetensors"))) == 1
     optimize.revert(pipe)
     assert type(pipe.unet).__name__ == "UNet2DConditionModel"
+    back = pipe.unet.state_dict()
+    assert back.keys() == weights.keys() and all(np.array_equal(back[k].numpy(), weights[k].numpy()) for k in weights)
     np.testing.assert_array_equal(plain(pipe), reference)
     fast = optimize.apply(pipe, optimize.Options(openvino=True, bf16_autocast=True), model_key="tiny-bf16", shape=(1, 64, 64), cache_dir=tmp_path)
     with fast.context():  # converting inside bf16 autocast must still trace the fp32 graph

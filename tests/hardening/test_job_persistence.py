@@ -202,7 +202,7 @@ def test_waiting_surfaces_are_recorded_and_not_rerun(tmp_path: Path) -> None:
     settings = Settings.from_env({"GAMBARKAN_HOME": str(tmp_path / "home"), "HF_HUB_OFFLINE": "1"})
     engine = InstantEngine(settings)
     app = create_app(settings, engine, config=ServerConfig(model="instant"))
-    with TestClient(app) as client:
+    with TestClient(app, base_url="http://127.0.0.1") as client:
         assert client.post("/v1/images/generations", json={"prompt": "openai", "size": "64x64"}).status_code == 200
         assert client.post("/sdapi/v1/txt2img", json={"prompt": "a1111", "width": 64, "height": 64}).status_code == 200
         assert client.post("/api/jobs", json={"prompt": "native", **COMMON}).status_code == 202
@@ -220,7 +220,7 @@ def test_waiting_surfaces_are_recorded_and_not_rerun(tmp_path: Path) -> None:
         )
     engine.calls.clear()
     app = create_app(settings, engine, config=ServerConfig(model="instant"))
-    with TestClient(app) as client:
+    with TestClient(app, base_url="http://127.0.0.1") as client:
         jobs = {job["source"]: job for job in client.get("/api/jobs").json()["jobs"]}
         for _ in range(200):
             if client.get(f"/api/jobs/{jobs['api']['id']}").json()["status"] == "done":

@@ -190,12 +190,21 @@ def test_broken_headers_fail_cleanly(name: str, tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("name", sorted(BROKEN))
 def test_whatever_we_refuse_safetensors_refuses_too(name: str, tmp_path: Path) -> None:
-    """Our validator is never looser than the safetensors library (differential check)."""
-    from safetensors import safe_open
+    """Differential check: the safetensors library refuses each broken file, and so does gambarkan, first.
+
+    Our validator must never be looser than the library (a file the library would reject must
+    not get past ``check_file`` to a loader), and it refuses with its own one-line error.
+    """
+    from safetensors import SafetensorError, safe_open
+
+    from gambarkan.models import safety
 
     path = tmp_path / "broken.safetensors"
     path.write_bytes(BROKEN[name])
-    with pytest.raises(Exception):  # noqa: B017,PT011 - any refusal by the library
+    with pytest.raises(SafetensorError, match="Error while deserializing header"):
         with safe_open(str(path), "pt") as handle:
             for key in handle.keys():  # noqa: SIM118
                 handle.get_tensor(key)
+    with pytest.raises(ModelLoadError) as refusal:
+        safety.check_file(path)
+    assert type(refusal.value) is ModelLoadError and "broken.safetensors" in str(refusal.value)

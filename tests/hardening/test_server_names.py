@@ -58,7 +58,7 @@ def served(tmp_path_factory: pytest.TempPathFactory):
     (out / "ok.png").write_bytes(b"\x89PNG fine")
     (out / "escape").symlink_to(outside)
     app = create_app(settings, InstantEngine(settings), config=ServerConfig(model="instant-model", queue_size=1000))
-    with TestClient(app, raise_server_exceptions=False) as client:
+    with TestClient(app, base_url="http://127.0.0.1", raise_server_exceptions=False) as client:
         yield client, Path(os.path.realpath(outside))
 
 

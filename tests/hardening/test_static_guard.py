@@ -205,3 +205,56 @@ def test_reachability_follows_function_level_imports() -> None:
     assert reachable(("gambarkan.server",), sources) == {"gambarkan.server.app", "gambarkan.helper", "gambarkan.deep", "gambarkan"}
     assert imported_modules("from .jobs import JobQueue\nfrom ..errors import X", "gambarkan.server.app") >= {"gambarkan.server.jobs", "gambarkan.errors"}
     assert "gambarkan.server.jobs" in imported_modules("from .jobs import JobQueue", "gambarkan.server", is_package=True)
+
+
+# --- imports point down: the low layers never import the engine ------------------------------
+
+LOW_ROOTS = ("gambarkan.request", "gambarkan.plan", "gambarkan.models", "gambarkan.outputs", "gambarkan.prompt", "gambarkan.families", "gambarkan.optimize_names")
+#: Still imported from the engine until the sampler names move down (compat: gambarkan/sampler_names.py).
+PENDING = {"gambarkan.engine.samplers"}
+
+
+def engine_imports(roots: tuple[str, ...], sources: dict[str, tuple[Path, str]], allowed: set[str] = frozenset()) -> list[str]:
+    """``module -> gambarkan.engine...`` for every engine import reachable from ``roots``.
+
+    Follows imports between gambarkan modules (top level and inside functions), but not into the
+    bare ``gambarkan`` package, whose lazy ``generate()`` is the public entry to the engine.
+    """
+    todo = [m for m in sources if m.startswith(roots)]
+    seen: set[str] = set()
+    found: list[str] = []
+    while todo:
+        module = todo.pop()
+        if module in seen or module not in sources:
+            continue
+        seen.add(module)
+        path, src = sources[module]
+        for name in sorted(imported_modules(src, module, path.name == "__init__.py")):
+            if name.startswith("gambarkan.engine"):
+                if not any(name == a or name.startswith(a + ".") for a in allowed):
+                    found.append(f"{module} -> {name}")
+            elif name != "gambarkan":
+                todo.append(name)
+    return sorted(set(found))
+
+
+def test_request_models_outputs_prompt_never_import_the_engine() -> None:
+    sources = _sources()
+    assert "gambarkan.families" in sources and "gambarkan.plan" in sources  # the layer under test exists
+    assert engine_imports(LOW_ROOTS, sources, PENDING) == []
+
+
+def test_engine_import_guard_can_fail() -> None:
+    sources = {
+        "gambarkan.models.catalog": (Path("a"), "def f():\n    from gambarkan.families import get_family\n"),
+        "gambarkan.families": (Path("__init__.py"), "from .. import errors\nfrom gambarkan.engine.generate import Plan\n"),
+        "gambarkan.errors": (Path("c"), ""),
+        "gambarkan.outputs.reuse": (Path("d"), "def g():\n    from gambarkan.engine.samplers import SAMPLERS\n"),
+    }
+    assert engine_imports(("gambarkan.models", "gambarkan.outputs"), sources) == [
+        "gambarkan.families -> gambarkan.engine.generate",
+        "gambarkan.families -> gambarkan.engine.generate.Plan",
+        "gambarkan.outputs.reuse -> gambarkan.engine.samplers",
+        "gambarkan.outputs.reuse -> gambarkan.engine.samplers.SAMPLERS",
+    ]
+    assert engine_imports(("gambarkan.outputs",), sources, {"gambarkan.engine.samplers"}) == []

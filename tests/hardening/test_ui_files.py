@@ -38,7 +38,7 @@ def _client(home: Path, output_dir: Path) -> Any:
     app = create_app(
         settings, InstantEngine(settings), config=ServerConfig(model="instant"), mount_ui=mount, start_workers=False
     )
-    return TestClient(app)
+    return TestClient(app, base_url="http://127.0.0.1")
 
 
 @pytest.mark.parametrize("layout", ["default", "outputs-in-home"])

@@ -327,7 +327,7 @@ def test_server_requests_add_rows_labelled_server(tiny_sd15_dir: Path, tmp_path:
     key = "k-history-0123456789"
     app = create_app(Settings.from_env(), config=ServerConfig(model=str(tiny_sd15_dir), api_keys=[key], max_steps=50))
     auth = {"Authorization": f"Bearer {key}"}
-    with TestClient(app) as client:
+    with TestClient(app, base_url="http://127.0.0.1") as client:
         a1111 = client.post(
             "/sdapi/v1/txt2img",
             headers=auth,

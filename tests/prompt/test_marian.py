@@ -7,7 +7,6 @@ users hit (``auto`` finding the weights, ``from_pretrained``, ``generate``) runs
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
@@ -18,50 +17,11 @@ pytest.importorskip("transformers")
 from gambarkan.prompt import translate as tr  # noqa: E402
 from gambarkan.prompt.backends import marian  # noqa: E402
 
-CORPUS = [
-    "kucing hitam besar tidur di atas kasur", "rumah adat jawa di tengah sawah", "dua ekor kucing bermain",
-    "gadis berkebaya merah di sawah saat matahari terbenam", "pemandangan pantai saat senja",
-    "big black cat sleeping on a bed", "traditional javanese house", "two cats playing", "beach at dusk",
-    "seorang nenek sedang duduk di atas batu", "an old woman sitting on a rock", "langit malam penuh bintang",
-]
-
-
 def _build_tiny_marian(root: Path) -> Path:
     """Save a tiny Marian tokenizer + model as an HF cache snapshot; return the snapshot folder."""
-    import sentencepiece as spm
-    import torch
-    from transformers import MarianConfig, MarianMTModel, MarianTokenizer
+    from gambarkan.testing import save_tiny_marian
 
-    work = root / "work"
-    work.mkdir(parents=True)
-    spm.SentencePieceTrainer.train(
-        sentence_iterator=iter(CORPUS * 20), model_prefix=str(work / "sp"), vocab_size=80,
-        character_coverage=1.0, model_type="unigram", bos_id=-1, eos_id=1, unk_id=0, pad_id=-1,
-        minloglevel=2,
-    )
-    sp = spm.SentencePieceProcessor(model_file=str(work / "sp.model"))
-    pieces = [sp.id_to_piece(i) for i in range(sp.get_piece_size())]
-    vocab = {"<unk>": 0, "</s>": 1}
-    for p in pieces:
-        vocab.setdefault(p, len(vocab))
-    vocab["<pad>"] = len(vocab)
-    (work / "vocab.json").write_text(json.dumps(vocab), encoding="utf-8")
-
-    repo = root / "hf" / "models--Helsinki-NLP--opus-mt-id-en"
-    snap = repo / "snapshots" / ("0" * 40)
-    tok = MarianTokenizer(str(work / "sp.model"), str(work / "sp.model"), str(work / "vocab.json"), source_lang="id", target_lang="en")
-    tok.save_pretrained(snap)
-    config = MarianConfig(
-        vocab_size=len(vocab), d_model=16, encoder_layers=1, decoder_layers=1, encoder_attention_heads=2,
-        decoder_attention_heads=2, encoder_ffn_dim=32, decoder_ffn_dim=32, max_position_embeddings=128,
-        pad_token_id=vocab["<pad>"], eos_token_id=vocab["</s>"], decoder_start_token_id=vocab["<pad>"],
-        forced_eos_token_id=vocab["</s>"],
-    )
-    torch.manual_seed(0)
-    MarianMTModel(config).save_pretrained(snap)
-    (repo / "refs").mkdir(parents=True)
-    (repo / "refs" / "main").write_text("0" * 40)
-    return snap
+    return save_tiny_marian(root)
 
 
 @pytest.fixture(scope="module")
@@ -101,15 +61,27 @@ def test_weights_found_in_the_hf_cache(hf_cache: Path) -> None:
     assert not marian.weights_available("Helsinki-NLP/opus-mt-xx-yy")
 
 
-def test_auto_picks_marian_and_keeps_syntax(hf_cache: Path, tiny_marian: Path) -> None:
-    prompt = "(kucing hitam besar:1.3), <lora:x:0.6>, 8k, rumah adat jawa, cinematic lighting"
+def test_auto_routes_only_phrases_with_unknown_words_to_marian(hf_cache: Path, tiny_marian: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    prompt = "(kucing hitam besar:1.3), <lora:x:0.6>, 8k, rumah adat jawa xyzzyq, cinematic lighting, anjing plughw tidur"
+    backend = tr.get_backend("marian", True)
+    asked: list[str] = []
+    real = backend.translate
+
+    def recording(texts: list[str], langs: list[str] | None = None) -> list[str]:
+        asked.extend(texts)
+        return real(texts, langs)
+
+    monkeypatch.setattr(backend, "translate", recording)
     t = tr.translate_prompt(prompt, "auto")
-    assert t.backend == "marian"
+    assert asked == ["rumah adat jawa xyzzyq", "anjing plughw tidur"]  # exactly the phrases with unknown words
+    assert t.backend == "glossary+marian"
     assert any("auto: using marian" in n for n in t.notes)
-    expected = _reference(tiny_marian, ["kucing hitam besar", "rumah adat jawa"])
-    assert [s[2] for s in t.segments] == [expected[0], "8k", expected[1], "cinematic lighting"]
-    assert t.english.startswith("(") and ":1.3), <lora:x:0.6>, 8k, " in t.english
-    assert t.english.endswith(", cinematic lighting")
+    expected = _reference(tiny_marian, asked)
+    assert [s[2] for s in t.segments] == ["big black cat", "8k", expected[0], "cinematic lighting", expected[1]]
+    assert [d["backend"] for d in t.details] == ["glossary", "none", "marian", "none", "marian"]
+    assert t.untranslated == []  # marian took the unknown words
+    assert t.english.startswith("(big black cat:1.3), <lora:x:0.6>, 8k, ")
+    assert ", cinematic lighting, " in t.english
 
 
 def test_marian_results_are_cached(hf_cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -135,7 +107,9 @@ def test_broken_weights_fall_back_for_auto_and_fail_clearly_when_chosen(
     monkeypatch.setenv("HF_HUB_CACHE", str(cache))
     tr.reset_backends()
     t = tr.translate_prompt("kucing hitam", "auto")
-    assert t.backend == "glossary" and t.english == "black cat"
+    assert t.backend == "glossary" and t.english == "black cat"  # fully understood: marian is not even loaded
+    t = tr.translate_prompt("kucing hitam xyzzyq", "auto")
+    assert t.backend == "glossary" and t.english == "black cat xyzzyq" and t.untranslated == ["xyzzyq"]
     assert any("marian unavailable" in n for n in t.notes)
     tr.reset_backends()
     from gambarkan.errors import ModelLoadError

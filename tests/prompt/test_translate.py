@@ -160,9 +160,21 @@ def test_cli_translate(tmp_path: Path) -> None:
     data = json.loads(res.stdout)
     assert data["english"] == "two cats, 8k" and data["backend"] == "glossary"
     assert data["segments"] == [
-        {"text": "dua ekor kucing", "lang": "id", "english": "two cats"},
-        {"text": "8k", "lang": "und", "english": "8k"},
+        {"text": "dua ekor kucing", "lang": "id", "english": "two cats", "normalized": "dua ekor kucing", "changes": [],
+         "backend": "glossary", "untranslated": []},
+        {"text": "8k", "lang": "und", "english": "8k", "normalized": "8k", "changes": [], "backend": "none", "untranslated": []},
     ]
+    assert data["untranslated"] == []
+    res = runner.invoke(main, ["translate", "kucing oren tdr, gajah xyzzyq", "--json", "-t", "glossary"], env=env)
+    data = json.loads(res.stdout)
+    assert data["english"] == "orange cat sleeping, elephant xyzzyq"
+    assert data["segments"][0]["normalized"] == "kucing oren tidur"
+    assert data["segments"][0]["changes"] == [{"written": "tdr", "standard": "tidur", "kind": "abbr"}]
+    assert data["segments"][1]["untranslated"] == ["xyzzyq"] and data["untranslated"] == ["xyzzyq"]
+    res = runner.invoke(main, ["translate", "gajah xyzzyq", "-t", "glossary"], env=env)
+    assert res.stdout.strip() == "elephant xyzzyq"
+    assert [line for line in res.stderr.splitlines() if "xyzzyq" in line] == [
+        "catatan: tidak diterjemahkan (tidak ada di glosarium; periksa ejaannya atau pakai --translator marian): xyzzyq"]
     res = runner.invoke(main, ["translate", "kucing", "-t", "marin"], env=env)
     assert res.exit_code == 2
     assert "gambarkan: error: unknown translator 'marin'" in res.stderr

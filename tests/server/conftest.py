@@ -82,7 +82,7 @@ def live_server(tiny_sd15_dir: Path, tmp_path_factory: pytest.TempPathFactory):
 class InstantEngine:
     """Stands in for Engine where only the HTTP layer is under test (schema fuzzing, queue rules).
 
-    Returns flat 64x64 images at once so hundreds of generated requests stay fast; everything
+    Returns flat images of the requested size (64x64 by default) at once so hundreds of generated requests stay fast; everything
     about pixels and metadata is tested against the real engine with the tiny model.
     """
 
@@ -101,9 +101,10 @@ class InstantEngine:
         if on_progress is not None:
             on_progress(Progress(0, request.count, 1, 1, 0, total, None))
         seed = max(request.seed, 0)
+        width, height = request.width or 64, request.height or 64  # the asked size, so a swapped one is caught
         images = [
             GeneratedImage(
-                Image.new("RGB", (64, 64), (i * 20 % 255, 0, 0)),
+                Image.new("RGB", (width, height), (i * 20 % 255, 0, 0)),
                 seed + i,
                 i,
                 None,
@@ -122,8 +123,8 @@ class InstantEngine:
             "Euler",
             1,
             7.0,
-            64,
-            64,
+            width,
+            height,
             1,
             seed,
         )

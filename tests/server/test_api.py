@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import json
 import os
 
 import pytest
@@ -26,7 +27,7 @@ def make_client(tmp_path):
         settings = server_settings(tmp_path / "home")
         config.setdefault("model", "instant-model")
         app = create_app(settings, engine or InstantEngine(settings), config=ServerConfig(**config))
-        client = TestClient(app, raise_server_exceptions=False)
+        client = TestClient(app, base_url="http://127.0.0.1", raise_server_exceptions=False)
         client.__enter__()
         clients.append(client)
         return client
@@ -98,7 +99,13 @@ def test_unknown_job_is_404_json(make_client):
         ("/v1/images/generations", {"prompt": "x", "n": 0}, 422, "n"),
         ("/v1/images/generations", {"model": "instant-model"}, 422, "prompt is required"),
         ("/v1/images/generations", {"prompt": "x", "model": "sd-turbo-typo"}, 404, "unknown model"),
-        ("/sdapi/v1/txt2img", {"prompt": "x", "enable_hr": True}, 422, "enable_hr"),
+        ("/sdapi/v1/txt2img", {"prompt": "x", "enable_hr": True, "hr_upscaler": "ultrasharpp"}, 422, "unknown upscaler 'ultrasharpp'"),
+        ("/sdapi/v1/txt2img", {"prompt": "x", "enable_hr": True, "hr_scale": 5}, 422, "hr_scale"),
+        ("/sdapi/v1/img2img", {"prompt": "x", "init_images": ["bm90IGFuIGltYWdl"]}, 422, "init_image: not an image"),
+        ("/sdapi/v1/img2img", {"prompt": "x", "init_images": ["/etc/passwd"]}, 422, "not valid base64"),
+        ("/sdapi/v1/img2img", {"prompt": "x"}, 422, "init_images: give one image"),
+        ("/sdapi/v1/extra-single-image", {"image": "@@@"}, 422, "not valid base64"),
+        ("/sdapi/v1/png-info", {"image": "aGVsbG8="}, 422, "not an image"),
         ("/sdapi/v1/txt2img", {"prompt": "x", "alwayson_scripts": {"ControlNet": {"args": []}}}, 422, "ControlNet"),
         ("/sdapi/v1/txt2img", {"prompt": "x", "sampler_name": "nope"}, 422, "sampler"),
         (
@@ -294,7 +301,7 @@ def test_mount_ui_hook_gets_the_root(tmp_path):
         app.add_route("/", lambda request: PlainTextResponse("ui here"))
 
     settings = server_settings(tmp_path / "home")
-    with TestClient(create_app(settings, InstantEngine(settings), mount_ui=mount)) as client:
+    with TestClient(create_app(settings, InstantEngine(settings), mount_ui=mount), base_url="http://127.0.0.1") as client:
         assert client.get("/").text == "ui here"
         assert client.get("/api/health").status_code == 200
 
@@ -325,3 +332,66 @@ def test_translate_endpoint_uses_the_engine_translation(make_client):
     assert response.status_code == 200, response.text
     data = response.json()
     assert data["original_prompt"] == "kucing lucu" and "cat" in data["prompt"].lower()
+
+
+def _png_size(data: bytes) -> tuple[int, int]:
+    import io
+
+    from PIL import Image
+
+    with Image.open(io.BytesIO(data)) as image:
+        return image.size
+
+
+def test_non_square_sizes_reach_the_engine_through_every_endpoint(make_client):
+    """Width first everywhere: a parser that swaps width and height fails here (issue 17)."""
+    import time
+
+    client = make_client()
+    engine = state_of(client).engines[0]
+    openai = client.post("/v1/images/generations", json={"prompt": "x", "size": "128x64", "response_format": "b64_json"})
+    assert openai.status_code == 200, openai.text
+    assert openai.json()["size"] == "128x64"
+    assert _png_size(base64.b64decode(openai.json()["data"][0]["b64_json"])) == (128, 64)
+    assert (engine.calls[-1].width, engine.calls[-1].height) == (128, 64)
+
+    a1111 = client.post("/sdapi/v1/txt2img", json={"prompt": "x", "width": 64, "height": 192})
+    assert a1111.status_code == 200, a1111.text
+    assert _png_size(base64.b64decode(a1111.json()["images"][0])) == (64, 192)
+    assert (engine.calls[-1].width, engine.calls[-1].height) == (64, 192)
+    assert '"width": 64' in a1111.json()["info"] and '"height": 192' in a1111.json()["info"]
+
+    job = client.post("/api/jobs", json={"prompt": "x", "width": 256, "height": 128}).json()
+    deadline = time.monotonic() + 30
+    while (data := client.get(f"/api/jobs/{job['id']}").json())["status"] not in ("done", "failed"):
+        assert time.monotonic() < deadline, data
+        time.sleep(0.05)
+    assert data["status"] == "done", data
+    assert (engine.calls[-1].width, engine.calls[-1].height) == (256, 128)
+    assert (data["result"]["width"], data["result"]["height"]) == (256, 128)
+
+
+def _positions(client, job_id: str) -> list[int]:
+    """The queue positions announced on the job's SSE stream, in order, until it started."""
+    with client.stream("GET", f"/api/jobs/{job_id}/events") as stream:
+        text = "".join(stream.iter_text()).replace("\r\n", "\n")
+    positions = []
+    for block in text.split("\n\n"):
+        lines = dict(line.split(": ", 1) for line in block.strip().splitlines() if ": " in line)
+        if lines.get("event") == "started":
+            break
+        if lines.get("event") == "queued":
+            positions.append(json.loads(lines["data"])["position"])
+    return positions
+
+
+def test_cancelling_a_queued_job_announces_the_new_positions(make_client):
+    client = make_client(queue_size=4)
+    queue = state_of(client).queue
+    queue.pause()
+    ids = [client.post("/api/jobs", json={"prompt": f"job {i}"}).json()["id"] for i in range(3)]
+    assert client.delete(f"/api/jobs/{ids[0]}").json()["status"] == "cancelled"
+    queue.resume()
+    # job 1 moved from 2 to 1 when job 0 was cancelled; job 2 from 3 to 2, then to 1 when job 1 started
+    assert _positions(client, ids[1]) == [2, 1]
+    assert _positions(client, ids[2]) == [3, 2, 1]

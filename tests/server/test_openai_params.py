@@ -53,8 +53,8 @@ def test_quality_maps_to_steps(tmp_path):
     settings = server_settings(tmp_path / "home")
     engine = InstantEngine(settings)
     app = create_app(settings, engine, config=ServerConfig(model="instant-model"))
-    with TestClient(app) as http:  # the real openai client over the in-process app (no 40-step runs)
-        client = openai.OpenAI(base_url="http://testserver/v1", api_key="x", http_client=http, max_retries=0)
+    with TestClient(app, base_url="http://127.0.0.1") as http:  # the real openai client over the in-process app (no 40-step runs)
+        client = openai.OpenAI(base_url="http://127.0.0.1/v1", api_key="x", http_client=http, max_retries=0)
         for quality, steps in (("low", 12), ("medium", None), ("standard", None), ("auto", None), ("high", 40), ("hd", 40)):
             client.images.generate(prompt="a cat", size="64x64", response_format="b64_json", quality=quality)
             assert engine.calls[-1].steps == steps, quality

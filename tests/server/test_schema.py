@@ -26,7 +26,7 @@ def _app():
     home = Path(tempfile.mkdtemp(prefix="gambarkan-schema-"))
     settings = server_settings(home)
     app = create_app(
-        settings, InstantEngine(settings), config=ServerConfig(model="instant-model", queue_size=4, max_images=4)
+        settings, InstantEngine(settings), config=ServerConfig(model="instant-model", queue_size=4, max_images=4, allowed_hosts=["testserver"]),  # schemathesis' ASGI host name
     )
     app.state.gambarkan.queue.start()  # schemathesis' ASGI client does not run the lifespan
     return app

@@ -114,7 +114,52 @@ def test_packages_show_description_size_and_download_state(isolated_home) -> Non
     assert "did you mean" in package_info("animee", settings, "en")
     rows, used = model_rows(settings, "en")
     assert used == 0 and {row[0] for row in rows} >= {"umum", "anime", "realistis", "cepat", "sdxl"}
-    assert all(row[4] == "no" for row in rows)
+    assert all(row[5] == "no" for row in rows)
+    sdxl = next(row for row in rows if row[0] == "sdxl")
+    assert sdxl[3] == "Stable Diffusion XL" and sdxl[6] == "slow" and "7.1 GB" in sdxl[4]  # family in words, not 'sdxl'
+    assert sdxl[2] and not sdxl[2].endswith(".")  # one line: what it is good for
+
+
+def test_package_choices_show_purpose_size_state_speed_and_licence(isolated_home) -> None:
+    from gambarkan.config import Settings
+
+    labels = dict((name, label) for label, name in package_choices(Settings.from_env(), "id"))
+    anime = labels["anime"]
+    assert anime.startswith("Anime — ") and " GB · ⬇️ belum terunduh · " in anime and anime.count(" · ") == 4
+    assert "sedang" in labels["umum"] and "lambat" in labels["sdxl"]
+    english = dict((name, label) for label, name in package_choices(Settings.from_env(), "en"))
+    assert "not downloaded" in english["anime"] and "medium" in english["umum"]
+
+
+def test_the_servers_own_model_is_the_first_choice_and_is_sent(isolated_home, tiny_sd15_dir) -> None:
+    from types import SimpleNamespace
+
+    from gambarkan.config import Settings
+    from gambarkan.ui.app import server_default
+    from gambarkan.ui.helpers import default_package
+
+    settings = Settings.from_env()
+    state = SimpleNamespace(settings=settings, config=SimpleNamespace(model=str(tiny_sd15_dir), preset=None),
+                            default_entry=SimpleNamespace(name=tiny_sd15_dir.name))
+    default = server_default(state)
+    choices = package_choices(settings, "id", default)
+    assert choices[0] == (f"Model server ini: {tiny_sd15_dir.name} (bawaan)", "") and default_package(settings, default) == ""
+    assert "dijalankan dengan model" in package_info("", settings, "id", default)
+    fields = form_fields({"prompt": "kucing", "package": ""}, "id", settings, default)
+    assert fields["model"] == str(tiny_sd15_dir) and "preset" not in fields
+    assert form_fields({"prompt": "kucing", "package": "anime"}, "id", settings, default)["preset"] == "anime"
+    by_package = server_default(SimpleNamespace(settings=settings, config=SimpleNamespace(model="anime", preset=None), default_entry=None))
+    assert default_package(settings, by_package) == "anime" and package_choices(settings, "id", by_package)[0][1] == "umum"
+
+
+def test_sizes_snap_to_multiples_of_8_and_translators_have_plain_names() -> None:
+    from gambarkan.ui.helpers import eta_seconds, snap_size, translator_choices
+
+    assert [snap_size(v) for v in (70, 510, 513, 0, -1, "", 3)] == [72, 512, 512, 0, -1, "", 8]
+    names = dict((code, label) for label, code in translator_choices("id"))
+    assert "luring" in names["glossary"] and "300 MB" in names["marian"] and "Google" in names["google"]
+    assert "leaves this machine" in dict((c, label) for label, c in translator_choices("en"))["google"]
+    assert eta_seconds((10.0, 0.25), 20.0, 0.5) == 20.0 and eta_seconds(None, 5.0, 0.5) is None
 
 
 def test_a_users_own_local_package_shows_where_it_is_not_a_download_size(isolated_home, tiny_sd15_dir) -> None:
@@ -134,7 +179,7 @@ def test_custom_default_model_is_offered_first(isolated_home, monkeypatch) -> No
 
     monkeypatch.setenv("GAMBARKAN_MODEL", "/models/mine")
     choices = package_choices(Settings.from_env(), "en")
-    assert choices[0] == ("(default model)", "")
+    assert choices[0] == ("(default model)", "")  # no server: GAMBARKAN_MODEL is the default
     assert "/models/mine" in package_info("", Settings.from_env(), "en")
 
 
@@ -145,7 +190,7 @@ def test_server_mounts_the_ui_at_root(isolated_home) -> None:
     from gambarkan.ui.app import mount
 
     app = create_app(mount_ui=mount, start_workers=False)
-    with TestClient(app) as client:
+    with TestClient(app, base_url="http://127.0.0.1") as client:
         page = client.get("/")
         assert page.status_code == 200 and "text/html" in page.headers["content-type"]
         assert client.get("/v1/models").status_code == 200  # the API still answers next to it

@@ -28,6 +28,11 @@ LAZY_COMMANDS: dict[str, str] = {
     "history": "gambarkan.cli.history:history",
     "again": "gambarkan.cli.history:again",
     "loras": "gambarkan.cli.loras:loras",
+    "upscale": "gambarkan.cli.upscale:upscale",
+    "control-map": "gambarkan.cli.control:control_map",
+    "preprocessors": "gambarkan.cli.control:preprocessors",
+    "batch": "gambarkan.cli.batch:batch",
+    "grid": "gambarkan.cli.grid:grid",
 }
 
 _NO_ARGS_IS_HELP = getattr(click.exceptions, "NoArgsIsHelpError", ())

@@ -30,6 +30,13 @@ def one_line(text: str) -> str:
     return "".join(ch if ch.isprintable() or ch == " " else repr(ch)[1:-1] for ch in text)
 
 
+def cli_lang() -> str:
+    """The CLI's language: ``GAMBARKAN_LANG=id|en``, else the locale (Indonesian locale -> id), else English."""
+    from gambarkan.i18n import cli_language
+
+    return cli_language()
+
+
 def fail(message: str, code: int = 2) -> None:
     """Print ``gambarkan: error: message`` on stderr (always one line) and exit with ``code``."""
     click.echo(f"gambarkan: error: {one_line(message)}", err=True)
@@ -78,7 +85,10 @@ def debug_on(ctx: click.Context | None) -> bool:
 def report(exc: BaseException) -> None:
     """Turn an exception into one line on stderr and an exit code (the rules of ``handle_errors``)."""
     if isinstance(exc, GambarkanError):
-        fail(str(exc), exc.exit_code)
+        from gambarkan.i18n import error_line
+
+        click.echo(one_line(error_line(exc, cli_lang())), err=True)
+        sys.exit(exc.exit_code)
     if isinstance(exc, BrokenPipeError):
         # The reader went away (`gambarkan history | head`): stop quietly, like other tools.
         import os

@@ -2,17 +2,41 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 import warnings
+from collections.abc import Iterator
 from typing import Any
 
 import click
 
+from gambarkan.cli.control import control_fields, control_options, save_control_maps
 from gambarkan.cli.common import err_console, handle_errors, not_empty, print_json, quiet_libraries
 
 DEVICE_CHOICES = ["auto", "cpu", "cuda", "mps"]
 DTYPE_CHOICES = ["auto", "fp32", "fp16", "bf16"]
+
+
+IMAGE_OPTIONS = [
+    click.option("--image", "-i", "init_image", default=None, callback=not_empty, help="Start from this image (img2img); with --mask, repaint part of it."),
+    click.option("--strength", type=float, default=None, help="How much of --image to change, 0-1 (A1111 denoising strength; default 0.75)."),
+    click.option("--mask", default=None, callback=not_empty, help="Mask image for inpainting: white = repaint, black = keep."),
+    click.option("--mask-from-alpha", is_flag=True, default=None, help="Repaint the transparent area of --image."),
+    click.option("--mask-blur", type=int, default=None, help="Soften the mask edge by this many pixels (default 4)."),
+    click.option("--mask-invert", is_flag=True, default=None, help="Repaint the black part of the mask instead."),
+    click.option("--mask-resize", is_flag=True, default=None, help="Resize a mask of another size to the image's."),
+    click.option("--inpaint-area", type=click.Choice(["whole", "only-masked"]), default=None, help="only-masked: repaint a crop around the mask at full resolution."),
+    click.option("--inpaint-padding", type=int, default=None, help="Pixels around the mask in the only-masked crop (default 32)."),
+    click.option("--fill", "inpainting_fill", type=click.Choice(["fill", "original", "latent-noise", "latent-nothing"]), default=None, help="What the masked area starts from (A1111 masked content)."),
+    click.option("--resize-mode", type=click.Choice(["just-resize", "crop-and-resize", "resize-and-fill"]), default=None, help="How --image is fitted to --width/--height."),
+    click.option("--outpaint", default=None, callback=not_empty, help="Extend the canvas: pixels per side, e.g. left=256,right=256 (or all=64)."),
+    click.option("--hires", "hires_scale", type=float, default=None, help="Hires fix: make the image this many times bigger (1-4) with a second pass."),
+    click.option("--hires-steps", type=int, default=None, help="Steps of the hires second pass (default: as --steps)."),
+    click.option("--hires-strength", type=float, default=None, help="Denoising strength of the hires second pass (default 0.5)."),
+    click.option("--upscaler", default=None, callback=not_empty, help="Hires fix upscaler: latent, lanczos or an upscaler model (see: gambarkan upscale --list)."),
+]
+_HIRES_OPTIONS = {"hires_scale": "scale", "hires_steps": "steps", "hires_strength": "strength", "upscaler": "upscaler"}
 
 
 def request_options(func: Any) -> Any:
@@ -42,6 +66,7 @@ def request_options(func: Any) -> Any:
         click.option("--fast", is_flag=True, default=False, help="Lossy speed-ups: TAESD decoding, bf16 on CPU, DeepCache (marked in the PNG)."),
         click.option("--compile", "compile_", is_flag=True, default=False, help="torch.compile the U-Net (slow first run per size, cached on disk)."),
         click.option("--optimize", default=None, callback=not_empty, help='Speed techniques, e.g. "channels_last,-fused_qkv" or "none" (see benchmarks/RESULTS.md).'),
+        *IMAGE_OPTIONS,
     ]
     for option in reversed(options):
         func = option(func)
@@ -61,6 +86,14 @@ def options_to_fields(options: dict[str, Any]) -> dict[str, Any]:
         fields["translate"] = False
     if options.get("offline"):
         fields["offline"] = True
+    hires = {name: fields.pop(option) for option, name in _HIRES_OPTIONS.items() if option in fields}
+    if hires:
+        if "scale" not in hires:
+            from gambarkan.errors import InvalidRequestError
+
+            shown = ", ".join("--" + o.replace("_", "-") for o in _HIRES_OPTIONS if o in options and options[o] is not None)
+            raise InvalidRequestError(f"{shown} needs --hires SCALE", "e.g. --hires 2 --hires-steps 10")
+        fields["hires"] = hires
     return fields
 
 
@@ -97,7 +130,7 @@ class StepProgress:
             self._progress.__exit__(*exc)
 
 
-def run_request(request: Any, as_json: bool, quiet: bool, verbose: bool = False) -> None:
+def run_request(request: Any, as_json: bool, quiet: bool, verbose: bool = False) -> Any:
     """Generate ``request`` with a progress bar and print the result (paths or JSON)."""
     from gambarkan.engine.generate import default_engine
     from gambarkan.prompt.syntax import PromptWarning
@@ -105,7 +138,7 @@ def run_request(request: Any, as_json: bool, quiet: bool, verbose: bool = False)
     quiet_libraries()
     console = err_console()
     show_progress = not quiet and not as_json and sys.stderr.isatty()
-    with warnings.catch_warnings(record=True) as caught:
+    with warnings.catch_warnings(record=True) as caught, show_notices(console):
         warnings.simplefilter("ignore")
         warnings.simplefilter("always", PromptWarning)
         engine = default_engine()
@@ -123,7 +156,7 @@ def run_request(request: Any, as_json: bool, quiet: bool, verbose: bool = False)
         console.print(f"gambarkan: note: {note}", markup=False)
     if as_json:
         print_json(result.to_dict())
-        return
+        return result
     for image in result.images:
         click.echo(str(image.path) if image.path else f"(not saved) seed {image.seed}")
     if not quiet:
@@ -132,6 +165,29 @@ def run_request(request: Any, as_json: bool, quiet: bool, verbose: bool = False)
             f"{result.width}x{result.height}, {result.timings.get('total', 0):.1f}s",
             markup=False,
         )
+    return result
+
+
+@contextlib.contextmanager
+def show_notices(console: Any) -> Iterator[None]:
+    """Print the engine's notices while they happen (e.g. a first OpenVINO conversion: minutes).
+
+    They come on the ``gambarkan.notice`` logger; --quiet does not hide them (a long wait
+    should never be silent), --json keeps them on stderr.
+    """
+    import logging
+
+    class Handler(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            console.print(f"gambarkan: note: {record.getMessage()}", markup=False)
+
+    logger = logging.getLogger("gambarkan.notice")
+    handler = Handler()
+    logger.addHandler(handler)
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
 
 
 def print_verbose(result: Any) -> None:
@@ -139,6 +195,10 @@ def print_verbose(result: Any) -> None:
     console = err_console()
     techniques = result.extra.get("optimizations", [])
     console.print(f"optimisations: {', '.join(techniques) or 'none'} ({result.device}, {result.dtype})", markup=False)
+    if result.device == "cpu":
+        from gambarkan.cpufeatures import detect, torch_threads
+
+        console.print(f"cpu: {detect().describe(torch_threads())}", markup=False)
     for note in result.extra.get("optimization_notes", []):
         console.print(f"  {note}", markup=False)
     shown = ", ".join(f"{k} {v:.2f}s" for k, v in result.timings.items() if not k.endswith("_mb"))
@@ -161,6 +221,7 @@ def print_verbose(result: Any) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object with paths, seeds, settings and timings.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar or notes.")
 @click.option("--verbose", "-v", is_flag=True, help="Also print speed techniques, stage timings and peak memory.")
+@control_options
 @handle_errors
 def generate(prompt: str | None, from_image: str | None, lora_dirs: tuple[str, ...], embedding_dirs: tuple[str, ...], strict: bool,
              no_save: bool, as_json: bool, quiet: bool, verbose: bool = False, **options: Any) -> None:
@@ -171,6 +232,10 @@ def generate(prompt: str | None, from_image: str | None, lora_dirs: tuple[str, .
       gambarkan generate "kucing oranye tidur di atas sofa, cinematic lighting, 8k"
       gambarkan generate "potret petani di sawah" --steps 30 --cfg 6 --seed 42 -b 2
       gambarkan generate --from 00001-42.png --seed 43
+      gambarkan generate "lukisan cat minyak" --image foto.png --strength 0.5
+      gambarkan generate "kucing" --image foto.png --mask topeng.png
+      gambarkan generate "pantai" --image foto.png --outpaint left=128,right=128
+      gambarkan generate "kota malam" --hires 2 --hires-steps 10
     """
     from gambarkan.errors import InvalidRequestError
 
@@ -180,6 +245,7 @@ def generate(prompt: str | None, from_image: str | None, lora_dirs: tuple[str, .
     for name, dirs in (("GAMBARKAN_LORA_DIRS", lora_dirs), ("GAMBARKAN_EMBEDDING_DIRS", embedding_dirs)):
         if dirs:  # read by Settings.from_env() when the engine starts, below
             os.environ[name] = os.pathsep.join([*dirs, *filter(None, [os.environ.get(name)])])
+    params: dict[str, Any] = {}
     if from_image:
         from gambarkan.outputs.png import read_parameters
         from gambarkan.outputs.reuse import fields_from_parameters, reuse_notes
@@ -197,15 +263,35 @@ def generate(prompt: str | None, from_image: str | None, lora_dirs: tuple[str, .
         fields["prompt"] = prompt
     if "prompt" not in fields or not str(fields["prompt"]).strip():
         raise InvalidRequestError("no prompt given", 'write one, e.g. gambarkan generate "kucing lucu di taman"')
+    save_maps = options.get("save_control_map")
+    fields.update(control_fields(options))  # --control units (pops their options)
     fields.update(options_to_fields(options))
     if no_save:
         fields["save"] = False
+    if from_image:
+        notes += reuse_model(fields, params, from_image, options)
     request = build_request(fields, from_image, options)
     if notes and not quiet:
         console = err_console()
         for note in notes:
-            console.print(f"note: {note}", markup=False, highlight=False)
-    run_request(request, as_json, quiet, verbose)
+            console.print(f"gambarkan: note: {note}", markup=False, highlight=False)
+    result = run_request(request, as_json, quiet, verbose)
+    if save_maps:
+        for path in save_control_maps(request, result.width, result.height, save_maps):
+            err_console().print(f"control map: {path}", markup=False)
+
+
+def reuse_model(fields: dict[str, Any], params: dict[str, Any], from_image: str, options: dict[str, Any]) -> list[str]:
+    """Put the model a ``--from`` image was made with into ``fields`` (unless -m/-p chose one); notes on VAE/LoRAs."""
+    from gambarkan.config import Settings
+    from gambarkan.models.recorded import find_model, reuse_notes
+    from gambarkan.outputs.reuse import recorded_model, recorded_networks
+
+    settings = Settings.from_env()
+    recorded = recorded_model(params)
+    if recorded is not None and not options.get("model") and not options.get("preset"):
+        fields.update(find_model(recorded, settings, from_image))
+    return reuse_notes(recorded, recorded_networks(params), settings)
 
 
 def build_request(fields: dict[str, Any], from_image: str | None, options: dict[str, Any]) -> Any:

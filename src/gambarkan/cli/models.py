@@ -255,3 +255,30 @@ def add(name: str, source: str, style: tuple[str, ...], title: str | None, descr
     spec = add_user_package(settings, name, source, allow_pickle=allow_pickle, **fields)
     click.echo(f"added {spec.name} ({spec.kind}, {spec.source_type}) to {user_catalog_path(settings)}", err=True)
     click.echo(f'use it: gambarkan generate "..." --preset {spec.name}', err=True)
+
+
+@models.command()
+@click.argument("name", callback=not_empty)
+@click.option("--size", default="512x512", show_default=True, help="WIDTHxHEIGHT the images will have.")
+@click.option("--optimize", "technique", type=click.Choice(["openvino"]), default="openvino", show_default=True, help="What to prepare.")
+@click.option("--batch-size", "-b", type=click.IntRange(1, 16), default=1, show_default=True, help="Images per batch the runs will use.")
+@click.option("--offline", is_flag=True, help="Never touch the network; use only downloaded models.")
+@handle_errors
+def prepare(name: str, size: str, technique: str, batch_size: int, offline: bool) -> None:
+    """Convert NAME (package, folder or Hub id) for OpenVINO at --size now, so generate does not wait for it."""
+    from gambarkan.cli.common import quiet_libraries
+    from gambarkan.cli.generate import show_notices
+    from gambarkan.engine.openvino import prepare as prepare_openvino
+    try:
+        width, height = (int(v) for v in size.lower().split("x"))
+    except ValueError:
+        raise click.BadParameter(f"'{size}' is not WIDTHxHEIGHT, e.g. 512x512", param_hint="--size") from None
+    quiet_libraries()
+    console = err_console()
+    with show_notices(console):
+        done = prepare_openvino(name, width, height, batch_size=batch_size, offline=offline)
+    if done["already_prepared"]:
+        click.echo(f"{done['model']} was already prepared for OpenVINO at {width}x{height}", err=True)
+    else:
+        click.echo(f"prepared {done['model']} for OpenVINO at {width}x{height} in {done['seconds']:.0f} s: {', '.join(done['written'])}", err=True)
+    click.echo(f'the next run at this size starts at once: gambarkan generate "..." -m {name} -W {width} -H {height} --optimize openvino (or --fast)', err=True)

@@ -67,6 +67,14 @@ def check_default_model(model: str | None, preset: str | None, settings: Any) ->
         classify_source(model)  # a missing path or a name that is no Hub id -> UnknownModelError
 
 
+def host_allow_list(host: str, allowed: tuple[str, ...]) -> list[str]:
+    """``--allow-host`` values plus the address the server was told to listen on (unless a wildcard)."""
+    names = list(allowed)
+    if host not in ("", "0.0.0.0", "::"):
+        names.append(host)
+    return names
+
+
 def run_server(app: Any, host: str, port: int, shutdown_timeout: float, log_level: str = "info") -> None:
     """Serve ``app`` with uvicorn; on SIGTERM/SIGINT stop taking jobs at once and cancel queued ones."""
     import uvicorn
@@ -105,6 +113,13 @@ def run_server(app: Any, host: str, port: int, shutdown_timeout: float, log_leve
     "--api-key", "api_keys", multiple=True, help="Accepted API key (repeatable); also GAMBARKAN_API_KEYS=key1,key2."
 )
 @click.option("--insecure", is_flag=True, help="Allow listening off loopback without an API key (anyone can use it).")
+@click.option(
+    "--allow-host",
+    "allowed_hosts",
+    multiple=True,
+    callback=not_empty,
+    help="Without an API key only localhost/loopback Host names are answered; also answer NAME (repeatable, '*' for any).",
+)
 @click.option(
     "--queue-size",
     default=32,
@@ -162,6 +177,9 @@ def run_server(app: Any, host: str, port: int, shutdown_timeout: float, log_leve
 @click.option(
     "--no-save", is_flag=True, help="Do not keep PNGs of OpenAI b64_json and native jobs (A1111 follows save_images)."
 )
+@click.option("--ray", "ray_address", is_flag=False, flag_value="auto", default=None, metavar="[ADDRESS]",
+              help="Run the engine as Ray Serve replicas (pip install 'gambarkan[ray]'); ADDRESS defaults to a local Ray.")
+@click.option("--replicas", type=click.IntRange(1, 1024), default=None, help="With --ray: engine replicas (one GPU each when there are GPUs).")
 @click.option(
     "--log-level",
     default="info",
@@ -176,6 +194,7 @@ def serve(
     preset: str | None,
     api_keys: tuple[str, ...],
     insecure: bool,
+    allowed_hosts: tuple[str, ...],
     queue_size: int,
     max_size: int,
     max_steps: int,
@@ -186,6 +205,8 @@ def serve(
     batching: str,
     no_save: bool,
     log_level: str,
+    ray_address: str | None = None,
+    replicas: int | None = None,
 ) -> None:
     """Serve the OpenAI- and AUTOMATIC1111-compatible APIs, the job API and the web UI over HTTP.
 
@@ -218,6 +239,7 @@ def serve(
         model=model,
         preset=preset,
         api_keys=keys,
+        allowed_hosts=host_allow_list(host, allowed_hosts),
         queue_size=queue_size,
         max_width=max_size,
         max_height=max_size,
@@ -229,7 +251,18 @@ def serve(
         max_attempts=max_attempts,
         batching=batching,
     )
-    app = create_app(settings, config=config, mount_ui=_ui_mount())
+    engines = None
+    if ray_address is not None:
+        from gambarkan.scale.ray import RemoteEngine, connect, deploy_engines
+
+        connect(ray_address)
+        handle = deploy_engines(replicas or 1)
+        engines = [RemoteEngine(handle, settings) for _ in range(replicas or 1)]  # one queue worker per replica
+    elif replicas is not None:
+        from gambarkan.errors import InvalidRequestError
+
+        raise InvalidRequestError("--replicas needs --ray", "add --ray (a local Ray) or --ray HOST:PORT")
+    app = create_app(settings, config=config, engines=engines, mount_ui=_ui_mount())
     console = err_console()
     shown = "localhost" if host in ("0.0.0.0", "::") else host
     console.print(
@@ -238,4 +271,6 @@ def serve(
     )
     if insecure and not keys:
         console.print("warning: no API key; anyone who can reach this address can use the server", markup=False)
+    if not keys and not allowed_hosts and host in ("0.0.0.0", "::"):
+        console.print("note: without an API key only localhost and loopback Host names are answered; add others with --allow-host NAME", markup=False)
     run_server(app, host, port, shutdown_timeout, log_level)

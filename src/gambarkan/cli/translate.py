@@ -34,4 +34,7 @@ def translate(text: str, translator: str | None, offline: bool, as_json: bool, q
     if not quiet:
         click.echo(f"penerjemah: {result.backend}", err=True)
         for note in result.notes:
+            if result.untranslated and note.startswith("kept as written"):
+                # one line the user can act on: fix the spelling, or let marian take the phrase
+                note = "tidak diterjemahkan (tidak ada di glosarium; periksa ejaannya atau pakai --translator marian): " + ", ".join(result.untranslated)
             click.echo(f"catatan: {note}", err=True)

@@ -32,7 +32,11 @@ PER_REQUEST_FIELDS = frozenset({"prompt", "negative_prompt", "seed", "batch_size
 def batch_key(request: GenerationRequest) -> tuple | None:
     """Requests with equal keys may share one pipeline call; None: this one always runs alone."""
     text = f"{request.prompt}\n{request.negative_prompt}".lower()
-    if request.count != 1 or "<lora:" in text or "<lyco:" in text or request.init_image is not None or request.hires is not None:
+    if request.count != 1 or "<lora:" in text or "<lyco:" in text or request.init_image is not None or request.hires is not None or request.controlnet:
+        return None
+    from gambarkan.prompt.variations import has_variations
+
+    if has_variations(text):  # each image has its own prompt: Engine.generate runs them one by one
         return None
     fields = request.model_dump(exclude=set(PER_REQUEST_FIELDS))
     return tuple(sorted((k, repr(v)) for k, v in fields.items()))
@@ -136,6 +140,8 @@ def _run_together(engine: Any, requests: Sequence[GenerationRequest], run_ids: l
     engine.place(loaded, choose_memory_mode(first.memory, device, loaded.arch, plan.width, plan.height, batch=total))
     timings["load"] = 0.0 if cached else time.perf_counter() - t
     pipe = loaded.pipe
+    if not loaded.family.supports("batching"):
+        return alone()  # e.g. FLUX: its prompt is text, not embeddings to concatenate
 
     t = time.perf_counter()
     conds = []
@@ -171,7 +177,7 @@ def _run_together(engine: Any, requests: Sequence[GenerationRequest], run_ids: l
             preview = None
             if preview_every and (step + 1) % preview_every == 0 and "latents" in kwargs:
                 latents = kwargs["latents"][starts[i] : starts[i] + sizes[i]]
-                preview = single._preview(p, opt, latents, loaded.arch)
+                preview = single._preview(p, opt, latents, loaded.arch, (plan.width, plan.height))
             report(single.Progress(0, 1, step + 1, plan.steps, 0, sizes[i], preview))
         return kwargs
 
@@ -188,7 +194,8 @@ def _run_together(engine: Any, requests: Sequence[GenerationRequest], run_ids: l
             callback_on_step_end_tensor_inputs=["latents"],
         )
 
-    pipe.scheduler, notes = build_scheduler(plan.sampler, loaded.scheduler_config)
+    pipe.scheduler, notes = build_scheduler(plan.sampler, {**loaded.scheduler_config, **plan.scheduler_options})
+    notes[:0] = list(opt.announce)
     t = time.perf_counter()
     scope = opt.scope(pipe, device)
     try:

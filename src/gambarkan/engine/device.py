@@ -10,6 +10,7 @@ from dataclasses import dataclass, replace
 from typing import Any, TypeVar
 
 from gambarkan.errors import InvalidRequestError
+from gambarkan.families import get_family
 
 T = TypeVar("T")
 
@@ -33,13 +34,77 @@ def pick_device(requested: str = "auto") -> str:
     return requested
 
 
-def pick_dtype(device: str, requested: str = "auto") -> str:
-    """Resolve ``auto|fp32|fp16|bf16`` for ``device``; fp16 on CPU is refused (too slow/unsupported)."""
+#: bf16 needs Ampere (compute capability 8.0) or newer: a T4 (7.5) has no bf16 hardware, although
+#: ``torch.cuda.is_bf16_supported()`` can say True there (it emulates), so the capability decides.
+BF16_CAPABILITY = (8, 0)
+
+
+def cuda_capability() -> tuple[int, int]:
+    """(major, minor) compute capability of the current CUDA device."""
+    import torch
+
+    major, minor = torch.cuda.get_device_capability()
+    return int(major), int(minor)
+
+
+def pick_dtype(device: str, requested: str = "auto", capability: tuple[int, int] | None = None) -> str:
+    """Resolve ``auto|fp32|fp16|bf16`` for ``device``; fp16 on CPU is refused (too slow/unsupported).
+
+    On CUDA the compute capability decides (``capability`` overrides it in tests): ``auto`` is
+    fp16, and bf16 is refused below 8.0 (T4, V100) with the fix named.
+    """
     if requested == "auto":
         return "fp16" if device in ("cuda", "mps") else "fp32"
     if requested == "fp16" and device == "cpu":
         raise InvalidRequestError("fp16 is not supported on the CPU", "use --dtype fp32 or bf16 on the CPU")
+    if requested == "bf16" and device == "cuda":
+        major, minor = capability or cuda_capability()
+        if (major, minor) < BF16_CAPABILITY:
+            raise InvalidRequestError(
+                f"this GPU (compute capability {major}.{minor}) has no bf16 hardware", "use --dtype fp16 or auto (bf16 needs 8.0 or newer, e.g. an A100 or L4)"
+            )
     return requested
+
+
+# --- precision safety ----------------------------------------------------------------------
+# fp16 overflows in some layers give NaN latents or an all-black decode (the stock SDXL VAE is
+# the best known case). The engine checks every finished batch, retries once with the VAE in
+# fp32, and never saves a black image as a success.
+
+
+def is_black(image: Any) -> bool:
+    """True for an image whose pixels are all zero (how a NaN decode comes out of diffusers)."""
+    import numpy as np
+
+    return int(np.asarray(image).max()) == 0
+
+
+def latents_finite(latents: Any) -> bool:
+    """False when a latent tensor holds NaN or inf."""
+    import torch
+
+    return bool(torch.isfinite(latents).all())
+
+
+def upcast_vae(pipe: Any) -> str:
+    """Keep the VAE in fp32 from now on (inputs cast on the way in); returns the PNG metadata value.
+
+    The cached pipeline keeps the fix, so the next run does not overflow first.
+    """
+    import torch
+
+    vae = pipe.vae
+    if getattr(vae, "_gambarkan_fp32", False):
+        return "fp32 VAE"
+    vae.to(torch.float32)
+    decode = vae.decode
+
+    def decode_fp32(z: Any, *args: Any, **kwargs: Any) -> Any:
+        return decode(z.to(torch.float32), *args, **kwargs)
+
+    vae.decode = decode_fp32
+    vae._gambarkan_fp32 = True
+    return "fp32 VAE"
 
 
 def torch_dtype(name: str):  # -> torch.dtype
@@ -56,16 +121,8 @@ def torch_dtype(name: str):  # -> torch.dtype
 
 MEMORY_MODES = ("high", "low", "minimal")
 
-#: Rough GPU memory (MB, fp16) a family needs per mode at its native size: weights + activations.
-#: SDXL fits a 16 GB T4 in ``high``; SD 1.5 runs on a 4 GB card in ``low``.
-_NEED_MB = {
-    "sd15": {"high": 3800, "low": 2000},
-    "sd2": {"high": 4200, "low": 2300},
-    "sdxl": {"high": 11000, "low": 6500},
-}
-_NATIVE_PIXELS = {"sd15": 512 * 512, "sd2": 768 * 768, "sdxl": 1024 * 1024}
-#: Extra activation memory (MB) per native-size image beyond the first, and per extra pixel area.
-_ACT_MB = {"sd15": 600, "sd2": 900, "sdxl": 1800}
+# What each family needs per mode (GPU MB at its native size, extra MB per extra image) is
+# the family's data: ``gambarkan.families.<name>.FAMILY.memory_mb`` / ``activation_mb``.
 
 
 @dataclass(frozen=True)
@@ -98,13 +155,12 @@ def free_memory_mb(device: str) -> tuple[int | None, int]:
 
 def needed_mb(kind: str, mode: str, width: int, height: int, batch: int = 1) -> int:
     """GPU MB ``kind`` needs in ``mode`` for ``batch`` images of width x height (an estimate)."""
-    table = _NEED_MB.get(kind, _NEED_MB["sd15"])
-    native = _NATIVE_PIXELS.get(kind, _NATIVE_PIXELS["sd15"])
-    scale = max(1.0, (width * height) / native) * max(1, batch)
-    extra = int(_ACT_MB.get(kind, 600) * (scale - 1))
+    family = get_family(kind)
+    scale = max(1.0, (width * height) / family.native_pixels) * max(1, batch)
+    extra = int(family.activation_mb * (scale - 1))
     if mode == "minimal":
         return 1024 + extra // 2
-    return table[mode] + extra
+    return family.memory_mb[mode] + extra
 
 
 def choose_memory_mode(
@@ -122,7 +178,7 @@ def choose_memory_mode(
 
     The free figures are measured when not given, so tests pass fake ones.
     """
-    native = _NATIVE_PIXELS.get(kind, _NATIVE_PIXELS["sd15"])
+    native = get_family(kind).native_pixels
     big_image = width * height > native * 1.5 or width * height * batch > 4 * native
     if device != "cuda":
         # Offload needs a CUDA device; on CPU/MPS the weights stay where they are.
@@ -147,6 +203,8 @@ def choose_memory_mode(
                 break
         need = needed_mb(kind, "high" if mode == "high" else "low", width, height, batch)
         why = f"{free_vram_mb} MB GPU memory free, {kind} at {width}x{height} needs about {need} MB"
+        if mode == "low":
+            why += f" with model CPU offload (all on the GPU would need about {needed_mb(kind, 'high', width, height, batch)} MB)"
         if mode == "minimal":
             why += " even with offload, so layers are streamed one by one (slow)"
     return MemoryPlan(
@@ -221,10 +279,7 @@ def run_with_oom_retry(
         lower = next_lower_mode(plan.mode)
         release_memory()
         if lower is None or plan.device != "cuda":
-            raise OutOfMemoryError(
-                f"the {plan.device} ran out of memory in memory mode {plan.mode}",
-                "try a smaller size, a smaller batch, or the 'cepat' or 'umum' package",
-            ) from None
+            raise OutOfMemoryError(code="device_out_of_memory", params={"device": plan.device, "mode": plan.mode}) from None
     retry_plan = replace(plan, mode=lower, vae_slicing=True, vae_tiling=True, reason=f"retry after running out of memory in {plan.mode} mode")
     if notify:
         notify(f"out of GPU memory in '{plan.mode}' mode; freed memory and retrying once in '{lower}' mode")
@@ -235,7 +290,4 @@ def run_with_oom_retry(
         if not is_out_of_memory(exc):
             raise
         release_memory()
-        raise OutOfMemoryError(
-            f"the GPU ran out of memory even in memory mode {lower}",
-            "try a smaller size or batch, --memory minimal, or a lighter package like 'umum'",
-        ) from None
+        raise OutOfMemoryError(code="gpu_out_of_memory", params={"mode": lower}) from None

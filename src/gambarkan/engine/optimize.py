@@ -19,23 +19,8 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
-from gambarkan.errors import InvalidRequestError, did_you_mean
-
-#: name -> (lossless?, one-line description). The order is the order they are applied in.
-TECHNIQUES: dict[str, tuple[bool, str]] = {
-    "threads": (True, "CPU: one PyTorch thread per physical core"),
-    "sdpa": (True, "PyTorch scaled_dot_product_attention in every attention layer"),
-    "channels_last": (True, "U-Net and VAE convolutions in channels-last memory layout"),
-    "fused_qkv": (True, "one matrix multiply for the query/key/value projections"),
-    "vae_fp32": (True, "fp16 GPU: keep an SDXL VAE that overflows in fp16 in fp32 (no black images, no per-run cast)"),
-    "compile": (True, "torch.compile of the U-Net and VAE decoder, cached per model and shape"),
-    "cuda_graphs": (True, "CUDA: replay the compiled U-Net as a CUDA graph (fixed shapes)"),
-    "taesd_preview": (True, "live previews decoded with TAESD (the final image is untouched)"),
-    "openvino": (True, "CPU: run the U-Net with OpenVINO (static shapes, converted once per size; bf16 with bf16_autocast)"),
-    "bf16_autocast": (False, "CPU: bfloat16 matrix maths where the processor has bf16 instructions"),
-    "taesd_decode": (False, "decode the final image with the tiny TAESD decoder"),
-    "deepcache": (False, "DeepCache: reuse high-level U-Net features between steps"),
-}
+from gambarkan.families import family_of_pipeline, get_family
+from gambarkan.optimize_names import LEVELS, TECHNIQUES, parse_spec  # noqa: F401 - names live low, re-exported here
 
 #: Lossless techniques on by default, per device type (measured: benchmarks/RESULTS.md).
 DEFAULTS: dict[str, frozenset[str]] = {
@@ -45,8 +30,6 @@ DEFAULTS: dict[str, frozenset[str]] = {
 }
 #: What ``fast`` adds (lossy, only when asked).
 FAST = frozenset({"taesd_decode", "bf16_autocast", "deepcache"})
-#: Spec words that are not technique names.
-LEVELS = ("default", "none", "all-lossless", "fast")
 
 
 @dataclass(frozen=True)
@@ -73,36 +56,6 @@ class Options:
     @property
     def lossy(self) -> list[str]:
         return [name for name in self.enabled if not TECHNIQUES[name][0]]
-
-
-def parse_spec(spec: str | None) -> tuple[str | None, dict[str, bool]]:
-    """``"fast,compile,-sdpa"`` -> (level or None, {technique: on/off}); raises on unknown words.
-
-    Cheap (no torch), so request validation can call it.
-    """
-    level: str | None = None
-    switches: dict[str, bool] = {}
-    for raw in (spec or "").replace(" ", ",").split(","):
-        word = raw.strip().lower()
-        if not word:
-            continue
-        on = True
-        if word.startswith("-"):
-            on, word = False, word[1:]
-        elif word.startswith(("no-", "no_")):
-            on, word = False, word[3:]
-        if word in LEVELS:
-            level = word
-            continue
-        name = word.replace("-", "_")
-        if name not in TECHNIQUES:
-            hint = did_you_mean(name, [*TECHNIQUES, *LEVELS])
-            raise InvalidRequestError(
-                f"unknown optimisation '{name}'" + (f" ({hint})" if hint else ""),
-                f"use any of: {', '.join(TECHNIQUES)}; prefix with - to turn one off; or one of {', '.join(LEVELS)}",
-            )
-        switches[name] = on
-    return level, switches
 
 
 def resolve_options(spec: str | None, device: str, dtype: str = "fp32", *, fast: bool = False, arch: str = "sd15") -> Options:
@@ -138,25 +91,25 @@ def _supported(opts: Options, device: str, dtype: str, arch: str) -> Options:
         off["bf16_autocast"] = False
     if device != "cuda" or not opts.compile:
         off["cuda_graphs"] = False
-    if not (device == "cuda" and dtype == "fp16" and arch == "sdxl"):  # MPS casts the VAE back itself
+    family = get_family(arch)
+    if not (device == "cuda" and dtype == "fp16" and family.fp16_vae_overflows):  # MPS casts the VAE back itself
         off["vae_fp32"] = False
     if opts.deepcache and not _deepcache_available():
         off["deepcache"] = False
-    if opts.openvino and (arch == "sdxl" or dtype != "fp32" or not _openvino_available()):
+    if opts.openvino and (dtype != "fp32" or not _openvino_available()):
         off["openvino"] = False
+    off.update({name: False for name in family.optimizations_off if getattr(opts, name)})  # e.g. U-Net-only ones on FLUX
     return replace(opts, **off) if off else opts
 
 
 def cpu_has_bf16() -> bool:
-    """True when the CPU has native bf16 maths (AVX512-BF16 or AMX), where autocast pays off."""
-    import torch
+    """True when the CPU has native bf16 maths (AVX512-BF16 or AMX), where autocast pays off.
 
-    cpu = getattr(torch, "cpu", None)
-    for probe in ("_is_amx_tile_supported", "_is_avx512_bf16_supported"):
-        check = getattr(cpu, probe, None)
-        if check is not None and check():
-            return True
-    return False
+    Elsewhere PyTorch emulates bf16 and it is slower than fp32 (``gambarkan.cpufeatures``).
+    """
+    from gambarkan.cpufeatures import detect
+
+    return detect().bf16
 
 
 def _openvino_available() -> bool:
@@ -169,6 +122,81 @@ def _deepcache_available() -> bool:
     import importlib.util
 
     return importlib.util.find_spec("DeepCache") is not None
+
+
+def switched_off(name: str, spec: str | None) -> bool:
+    """True when ``spec`` (or ``GAMBARKAN_OPTIMIZE``) turns ``name`` off explicitly (``-openvino``, ``none``)."""
+    off = False
+    for text in (os.environ.get("GAMBARKAN_OPTIMIZE"), spec):
+        level, switches = parse_spec(text)
+        if level in ("none", "default"):
+            off = level == "none"
+        if name in switches:
+            off = not switches[name]
+    return off
+
+
+def for_request(pipe: Any, spec: str | None, *, fast: bool, device: str, dtype: str, arch: str, model_key: str,
+                batch: int, width: int, height: int, cfg: float, cache_dir: Path | None, model_name: str = "") -> Applied:
+    """Resolve and apply the techniques of one request; with ``fast`` on a CPU, also pick what pays here.
+
+    ``--fast`` adds OpenVINO when its converted U-Net for this model and size is already on disk
+    (``gambarkan models prepare``): it pays on every CPU tried, with or without bf16, but never
+    converts on its own (that takes minutes). The one-line ``fast`` note says what applies on this
+    CPU and what does not, and why.
+    """
+    opts = resolve_options(spec, device, dtype, fast=fast, arch=arch)
+    fast = fast or any(parse_spec(text)[0] == "fast" for text in (os.environ.get("GAMBARKAN_OPTIMIZE"), spec))
+    latent = (batch * (2 if cfg > 1 else 1), height // _scale(pipe), width // _scale(pipe))
+    ready = False
+    if fast and device == "cpu" and not opts.openvino and not switched_off("openvino", spec):
+        ready = _openvino_available() and dtype == "fp32" and arch != "sdxl" and openvino_ready(cache_dir, model_key, latent)
+        if ready:
+            opts = replace(opts, openvino=True)
+    shape = (batch, height, width)
+    applied = apply(pipe, opts, model_key=model_key, shape=shape, cache_dir=cache_dir)
+    if fast and device == "cpu":
+        applied.announce.append(fast_note(applied, dtype, arch, model_name, width, height, picked_openvino=ready))
+    return applied
+
+
+def fast_note(applied: Applied, dtype: str, arch: str, model_name: str, width: int, height: int, *, picked_openvino: bool = False) -> str:
+    """``--fast`` on this CPU in one line: each technique on or off, and why."""
+    from gambarkan.cpufeatures import detect
+
+    cpu = detect()
+    opts = applied.options
+    parts = []
+    if opts.taesd_decode:
+        parts.append("TAESD decode on")
+    else:
+        parts.append("TAESD decode off (no TAESD model on disk; set GAMBARKAN_TAESD)")
+    if opts.bf16_autocast:
+        parts.append(f"bf16 on ({'AMX' if cpu.amx else 'AVX512-BF16'})")
+    elif dtype != "fp32":
+        parts.append(f"bf16 off (the model runs in {dtype})")
+    elif not cpu.bf16:
+        parts.append("bf16 off: this CPU has no AVX512-BF16 or AMX, and emulated bf16 is slower than fp32")
+    else:
+        parts.append("bf16 off (switched off)")
+    if opts.openvino:
+        parts.append("OpenVINO on" + (" (prepared for this size)" if picked_openvino else ""))
+    elif not _openvino_available():
+        parts.append("OpenVINO off (pip install openvino; it pays on every CPU tried)")
+    elif arch == "sdxl" or dtype != "fp32":
+        parts.append("OpenVINO off (SD 1.x/2.x in fp32 only)")
+    else:
+        target = model_name or "MODEL"
+        parts.append(f"OpenVINO off: not prepared for {width}x{height} (once, minutes: gambarkan models prepare {target} --size {width}x{height} --optimize openvino)")
+    if not opts.deepcache:
+        parts.append("DeepCache off (" + ("not installed" if not _deepcache_available() else "switched off") + ")")
+    else:
+        parts.append("DeepCache on")
+    return f"fast on this CPU ({cpu.summary()}): " + "; ".join(parts)
+
+
+def _scale(pipe: Any) -> int:
+    return int(getattr(pipe, "vae_scale_factor", 8) or 8)
 
 
 # --- applying ----------------------------------------------------------------------------
@@ -190,6 +218,7 @@ class Applied:
     options: Options
     notes: list[str]
     compile_warm: bool | None = None
+    announce: list[str] = field(default_factory=list)  # shown to the user on every run (not only --verbose)
 
     def scope(self, pipe: Any, device: str) -> RunScope:
         """Entered at once; ``close(timings)`` it after the pipeline call (in a finally)."""
@@ -266,7 +295,7 @@ def revert(pipe: Any) -> None:
 def _guard(pipe: Any, opts: Options, notes: list[str]) -> Options:
     """Switch off what this pipeline cannot take (LoRA adapters vs fused QKV, no TAESD found)."""
     off: dict[str, bool] = {}
-    unet = _base(pipe.unet)
+    unet = _base(_denoiser(pipe))
     if opts.fused_qkv and (getattr(unet, "peft_config", None) or _has_added_kv(unet)):
         off["fused_qkv"] = False
         notes.append("fused_qkv off: LoRA adapters or added KV projections are loaded")
@@ -293,6 +322,12 @@ def _has_added_kv(unet: Any) -> bool:
 def _base(module: Any) -> Any:
     """The module under a torch.compile wrapper."""
     return getattr(module, "_orig_mod", module)
+
+
+def _denoiser(pipe: Any) -> Any:
+    """The U-Net, or the transformer of FLUX-like pipelines."""
+    unet = getattr(pipe, "unet", None)
+    return unet if unet is not None else getattr(pipe, "transformer", None)
 
 
 def _threads(pipe: Any, on: bool, state: State, notes: list[str]) -> None:
@@ -417,111 +452,30 @@ def _vae_fp32(pipe: Any, on: bool, state: State, notes: list[str]) -> None:
 
 
 def _openvino(pipe: Any, on: bool, state: State, notes: list[str], *, bf16: bool = False, cache_dir: Path | None = None, model_key: str = "") -> None:
+    from gambarkan.engine.openvino import unet_class
+
     if on:
         precision = "bf16" if bf16 else "f32"
         state.originals["openvino"] = pipe.unet
         # One wrapper per precision, kept: its compiled models per size survive switching off and on.
         wrappers = state.__dict__.setdefault("openvino_wrappers", {})
         if precision not in wrappers or wrappers[precision].torch_unet is not pipe.unet:
-            wrappers[precision] = _make_openvino_unet_class()(pipe.unet, precision, cache_dir, model_key)
+            wrappers[precision] = unet_class()(pipe.unet, precision, cache_dir, model_key, _scale(pipe))
         pipe.unet = wrappers[precision]
-        notes.append(f"openvino: U-Net in OpenVINO ({'bf16' if bf16 else 'f32'}); the first run at a new size converts it (minutes)")
+        notes.append(f"openvino: U-Net in OpenVINO ({precision}); the first run at a new size converts it (minutes, announced); "
+                     "the PyTorch U-Net weights are freed once a size is compiled")
     elif "openvino" in state.originals:
+        wrapper = pipe.unet
+        if hasattr(wrapper, "ensure_torch_weights"):
+            wrapper.ensure_torch_weights()  # plain PyTorch again: its weights come back from disk
         pipe.unet = state.originals.pop("openvino")
 
 
-_OPENVINO_CLASS: list[Any] = []
+def openvino_ready(cache_dir: Path | None, model_key: str, latent: tuple[int, int, int]) -> bool:
+    """True when the OpenVINO U-Net for ``model_key`` at latent (batch, height, width) is already converted."""
+    from gambarkan.engine.openvino import openvino_ready as ready
 
-
-def _make_openvino_unet_class() -> Any:
-    """The nn.Module subclass, built on first use so importing this module never imports torch."""
-    if _OPENVINO_CLASS:
-        return _OPENVINO_CLASS[0]
-    import torch
-
-    class _OpenVINOUNet(torch.nn.Module):
-        """The pipeline's U-Net run by OpenVINO on the CPU: one compiled model per input shape.
-
-        Keeps the PyTorch U-Net (for its config, device and dtype, for inputs OpenVINO was not
-        converted for, and to switch back); converted models are saved under
-        ``<cache>/openvino`` so the conversion is paid once per model and size.
-        """
-
-        def __init__(self, unet: Any, precision: str, cache_dir: Path | None, model_key: str) -> None:
-            super().__init__()
-            self.torch_unet = unet
-            self.precision = precision
-            self.cache_dir = Path(cache_dir) / "openvino" if cache_dir else None
-            self.model_key = model_key
-            self._compiled: dict[tuple[Any, ...], Any] = {}
-
-        @property
-        def config(self) -> Any:
-            return self.torch_unet.config
-
-        @property
-        def dtype(self) -> Any:
-            return self.torch_unet.dtype
-
-        @property
-        def device(self) -> Any:
-            return self.torch_unet.device
-
-        def _model_for(self, sample: Any, timestep: Any, context: Any) -> Any:
-            import hashlib
-
-            import openvino as ov
-
-            key = (tuple(sample.shape), tuple(context.shape))
-            if key in self._compiled:
-                return self._compiled[key]
-            name = hashlib.sha256(f"{self.model_key}|{key}".encode()).hexdigest()[:16]
-            xml = self.cache_dir / f"unet-{name}.xml" if self.cache_dir and self.model_key else None
-            core = ov.Core()
-            if xml is not None and xml.is_file():
-                model = core.read_model(str(xml))
-            else:
-                unet = self.torch_unet
-
-                class Plain(torch.nn.Module):
-                    def __init__(self) -> None:
-                        super().__init__()
-                        self.unet = unet
-
-                    def forward(self, x: Any, t: Any, e: Any) -> Any:
-                        return self.unet(x, t, encoder_hidden_states=e, return_dict=False)[0]
-
-                import warnings
-
-                # Trace the plain fp32 graph even inside --fast's bf16 autocast: OpenVINO applies
-                # its own bf16 precision hint.
-                with torch.no_grad(), torch.autocast("cpu", enabled=False), warnings.catch_warnings():
-                    warnings.simplefilter("ignore")  # tracer warnings about shape checks: shapes are static here
-                    model = ov.convert_model(Plain(), example_input=(sample, timestep, context))
-                if xml is not None:
-                    xml.parent.mkdir(parents=True, exist_ok=True)
-                    ov.save_model(model, str(xml), compress_to_fp16=False)
-            config = {"INFERENCE_PRECISION_HINT": self.precision, "PERFORMANCE_HINT": "LATENCY", "INFERENCE_NUM_THREADS": torch.get_num_threads()}
-            compiled = core.compile_model(model, "CPU", config)
-            self._compiled[key] = compiled.create_infer_request()
-            return self._compiled[key]
-
-        def forward(self, sample: Any, timestep: Any, encoder_hidden_states: Any, *args: Any, return_dict: bool = True, **kwargs: Any) -> Any:
-            extra = [v for k, v in kwargs.items() if v is not None and k not in ("timestep_cond",)] + [a for a in args if a is not None]
-            if extra or kwargs.get("timestep_cond") is not None:  # LoRA scale, ControlNet, SDXL ids: PyTorch
-                return self.torch_unet(sample, timestep, encoder_hidden_states, *args, return_dict=return_dict, **kwargs)
-            t = torch.as_tensor(timestep, dtype=torch.float32).reshape(-1).expand(sample.shape[0]).contiguous()
-            request = self._model_for(sample, t, encoder_hidden_states)
-            result = request.infer([sample.float().numpy(), t.numpy(), encoder_hidden_states.float().numpy()])
-            out = torch.from_numpy(next(iter(result.values())).copy()).to(sample.dtype)
-            if not return_dict:
-                return (out,)
-            from diffusers.models.unets.unet_2d_condition import UNet2DConditionOutput
-
-            return UNet2DConditionOutput(sample=out)
-
-    _OPENVINO_CLASS.append(_OpenVINOUNet)
-    return _OpenVINOUNet
+    return ready(cache_dir, model_key, latent)
 
 
 def _cuda_graphs(pipe: Any, on: bool, state: State, notes: list[str]) -> None:
@@ -638,7 +592,6 @@ _SWITCHES = {
 
 # --- TAESD -------------------------------------------------------------------------------
 
-TAESD_REPOS = {"sd15": "madebyollin/taesd", "sd2": "madebyollin/taesd", "sdxl": "madebyollin/taesdxl"}
 
 
 def set_taesd(pipe: Any, tiny: Any) -> None:
@@ -656,12 +609,14 @@ def taesd_for(pipe: Any) -> Any:
     import warnings
 
     tiny = None
-    arch = "sdxl" if hasattr(pipe, "text_encoder_2") else "sd15"
+    repo = family_of_pipeline(pipe).taesd_repo
     try:
         from diffusers import AutoencoderTiny
 
         local = os.environ.get("GAMBARKAN_TAESD")
-        source = local if local and Path(local).is_dir() else TAESD_REPOS[arch]
+        source = local if local and Path(local).is_dir() else repo
+        if source is None:
+            raise LookupError("no TAESD for this family")
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             tiny = AutoencoderTiny.from_pretrained(source, local_files_only=True, torch_dtype=_base(pipe.unet).dtype)
@@ -783,7 +738,7 @@ class StageTimer:
     def __enter__(self) -> StageTimer:
         self._watch(getattr(self.pipe, "text_encoder", None), "encode")
         self._watch(getattr(self.pipe, "text_encoder_2", None), "encode")
-        self._watch(self.pipe.unet, "unet")
+        self._watch(_denoiser(self.pipe), "unet")
         vae = _base(getattr(self.pipe, "vae", None))
         self._watch(getattr(vae, "decoder", None), "decode")
         return self

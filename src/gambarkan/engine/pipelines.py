@@ -1,7 +1,7 @@
 """Build and load diffusers pipelines from a Hub id, a local diffusers folder or one .safetensors file.
 
-The architecture (SD 1.x, SD 2.x, SDXL) is detected from the folder's configs or the file's
-tensor names, so each gets the right pipeline class. Loaded pipelines are kept in a
+The family (SD 1.x, SD 2.x, SDXL, FLUX) is detected from the folder's configs or the file's
+tensor names (``gambarkan.families``), so each gets the right pipeline class. Loaded pipelines are kept in a
 ``PipelineCache`` owned by the engine.
 """
 
@@ -24,9 +24,11 @@ from gambarkan.errors import (
     UnknownModelError,
     UnsafeFileError,
 )
+from gambarkan.families import Family, detect_file, detect_folder, get_family, gguf_tensor_names, is_gguf
 
-ARCH_CLASSES = {"sd15": "StableDiffusionPipeline", "sd2": "StableDiffusionPipeline", "sdxl": "StableDiffusionXLPipeline"}
 PICKLE_SUFFIXES = {".ckpt", ".bin", ".pt", ".pth", ".pkl"}
+#: What a GGUF transformer needs from its base repo: everything but the full-size transformer weights.
+GGUF_BASE_FILES = ("model_index.json", "scheduler/*", "tokenizer/*", "tokenizer_2/*", "text_encoder/*", "text_encoder_2/*", "vae/*", "transformer/config.json")
 MAX_HEADER_BYTES = 100 * 1024 * 1024
 
 
@@ -48,17 +50,26 @@ class LoadedModel:
         if not self.scheduler_config:
             self.scheduler_config = dict(self.pipe.scheduler.config)
 
+    @property
+    def family(self) -> Family:
+        """What this model's family supports (pipelines per task, prompt encoding, memory)."""
+        return get_family(self.arch)
+
 
 def classify_source(model: str) -> str:
     """``file`` for a checkpoint file, ``folder`` for a local diffusers folder, ``hub`` for a repo id."""
     path = Path(model).expanduser()
+    if path.exists() and not path.is_dir():
+        from gambarkan.paths import require_regular_file
+
+        require_regular_file(path, "model file")  # a FIFO or device is named as such, never opened
     if path.is_file():
         return "file"
     if path.is_dir():
         return "folder"
     looks_like_path = model.startswith((".", "/", "~")) or os.sep in model.strip("/").replace("/", "", 1) or model.count("/") > 1
     if looks_like_path or model.lower().endswith((".safetensors", ".ckpt", ".bin", ".pt")):
-        raise UnknownModelError(f"model file or folder not found: {model}", "check the path, or give a Hugging Face repo id like stable-diffusion-v1-5/stable-diffusion-v1-5")
+        raise UnknownModelError(code="model_not_found", params={"path": model})
     if model.count("/") != 1 or not all(model.split("/")):
         raise UnknownModelError(
             f"unknown model '{model}'", "give a package name (see: gambarkan models list), a Hub id like owner/name, a folder or a .safetensors file"
@@ -77,38 +88,13 @@ def read_safetensors_header(path: Path) -> dict[str, Any]:
 
 
 def detect_file_arch(header: dict[str, Any]) -> str:
-    """SD 1.x / 2.x / XL from the tensor names of an original-layout checkpoint."""
-    keys = header.keys()
-    if any(k.startswith("conditioner.embedders.1") for k in keys):
-        return "sdxl"
-    if any(k.startswith("cond_stage_model.model.") for k in keys):
-        return "sd2"
-    if any(k.startswith(("cond_stage_model.transformer", "model.diffusion_model.")) for k in keys):
-        return "sd15"
-    raise ModelLoadError("the .safetensors file is not a Stable Diffusion checkpoint (no U-Net weights found)", "is it a LoRA or embedding? put those in the loras/embeddings folder")
+    """The family name of an original-layout checkpoint from its tensor names."""
+    return detect_file(header.keys()).name
 
 
 def detect_folder_arch(folder: Path) -> str:
-    """SD 1.x / 2.x / XL from a diffusers folder's model_index.json and U-Net config."""
-    index_file = folder / "model_index.json"
-    if not index_file.is_file():
-        raise ModelLoadError(f"{folder} is not a diffusers model folder (no model_index.json)", "point --model at the folder that holds model_index.json, or at a .safetensors file")
-    try:
-        index = json.loads(index_file.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as exc:
-        raise ModelLoadError(f"{index_file} is unreadable: {exc}", "download the model again") from None
-    cls = index.get("_class_name", "")
-    if "XL" in cls:
-        return "sdxl"
-    try:
-        unet = json.loads((folder / "unet" / "config.json").read_text(encoding="utf-8"))
-        if unet.get("cross_attention_dim") == 1024:
-            return "sd2"
-    except (OSError, json.JSONDecodeError):
-        pass
-    if cls not in ("StableDiffusionPipeline", ""):
-        raise ModelLoadError(f"{folder.name} holds a {cls}, which gambarkan cannot run yet", "use an SD 1.x, SD 2.x or SDXL text-to-image model")
-    return "sd15"
+    """The family name of a diffusers folder from its model_index.json (and U-Net config)."""
+    return detect_folder(folder).name
 
 
 def _sha256_prefix(path: Path, cache_dir: Path | None) -> str:
@@ -144,9 +130,13 @@ def _sha256_prefix(path: Path, cache_dir: Path | None) -> str:
     return value
 
 
-def _folder_weights(folder: Path) -> Path | None:
-    for name in sorted((folder / "unet").glob("diffusion_pytorch_model*.safetensors")):
-        return name
+def _folder_weights(folder: Path, transformer: str | None = None) -> Path | None:
+    """The denoiser's weights (U-Net, or the transformer of FLUX-like models): what "Model hash" names."""
+    if transformer:
+        return Path(transformer)
+    for sub in ("unet", "transformer"):
+        for name in sorted((folder / sub).glob("diffusion_pytorch_model*.safetensors")):
+            return name
     return None
 
 
@@ -168,7 +158,7 @@ def _check_folder_safe(folder: Path) -> None:
 
 
 def _check_file_type(path: Path) -> None:
-    """Refuse a file that is no model format at all (an image, a GGUF, a text) by name and type."""
+    """Refuse a file that is no model format at all (an image, a text) by name and type (GGUF goes to _load_gguf)."""
     from gambarkan.models.safety import PICKLE_SUFFIXES as PICKLE_NAMES
     from gambarkan.models.safety import sniff_format
 
@@ -181,22 +171,94 @@ def _check_file_type(path: Path) -> None:
     )
 
 
-def _pipeline_class(arch: str) -> Any:
+def _pipeline_class(arch: str, task: str = "txt2img") -> Any:
     import diffusers
 
-    return getattr(diffusers, ARCH_CLASSES[arch])
+    return getattr(diffusers, get_family(arch).pipeline_class(task))
 
 
 def _common_kwargs(arch: str, dtype: str) -> dict[str, Any]:
     from gambarkan.engine.device import torch_dtype
 
     kwargs: dict[str, Any] = {"dtype": torch_dtype(dtype)}
-    if arch != "sdxl":
+    if get_family(arch).safety_checker:
         kwargs.update(safety_checker=None, requires_safety_checker=False)
     return kwargs
 
 
+def _load_gguf(path: Path, dtype: str, offline: bool, config: str | None) -> tuple[Any, str]:
+    """A GGUF-quantized denoiser (e.g. city96's FLUX.1-schnell Q4_K_S) plus the rest of the pipeline.
+
+    diffusers' own GGUF path: the weights stay quantized in memory and are dequantized layer by
+    layer at compute time (``GGUFQuantizationConfig``); ``config`` is the diffusers folder (or
+    Hub id) that holds the text encoders, VAE, scheduler and the transformer's config.json.
+    """
+    import diffusers
+
+    family = detect_file(gguf_tensor_names(path))
+    if not config:
+        raise ModelLoadError(
+            f"{path.name} holds only the {family.title} transformer; the text encoders and VAE come from a base model",
+            f"install a {family.title} package first (e.g. gambarkan models pull flux-schnell), or use that package",
+        )
+    base = Path(config).expanduser()
+    repo, _, revision = config.partition("@")  # a package pins its base as "owner/name@commit"
+    folder = base if base.is_dir() else download_snapshot(repo, offline, revision or None, list(GGUF_BASE_FILES))
+    cls = getattr(diffusers, family.pipeline_class("txt2img"))
+    try:
+        kwargs = _common_kwargs(family.name, dtype)
+        pipe = cls.from_pretrained(str(folder), transformer=_gguf_transformer(path, folder, dtype), use_safetensors=True, local_files_only=True, **kwargs)
+    except GambarkanError:
+        raise
+    except Exception as exc:  # diffusers raises many types here
+        raise _load_error(exc, path.name) from None
+    return pipe, family.name
+
+
+def _t5_8bit(folder: Path, arch: str, dtype: str) -> Any:
+    """FLUX's T5-XXL in 8-bit (bitsandbytes, CUDA only): 4.9 GB instead of 9.5 GB, quantized while
+    its shards load, so a 12.7 GB-RAM Colab never holds it in fp16. None where that does not apply
+    (CPU, fp32, bitsandbytes missing): then T5 loads as usual and offload keeps it off the GPU."""
+    if get_family(arch).prompt_encoding != "t5" or dtype != "fp16" or not (folder / "text_encoder_2").is_dir():
+        return None
+    try:
+        import bitsandbytes  # noqa: F401 - only its presence is checked
+        import torch
+
+        if not torch.cuda.is_available():
+            return None
+        from transformers import BitsAndBytesConfig, T5EncoderModel
+    except ImportError:
+        return None
+    return T5EncoderModel.from_pretrained(
+        str(folder), subfolder="text_encoder_2", quantization_config=BitsAndBytesConfig(load_in_8bit=True), dtype=torch.float16, local_files_only=True
+    )
+
+
+def _gguf_transformer(path: Path, folder: Path, dtype: str) -> Any:
+    """The FLUX transformer from a GGUF file, kept quantized (dequantized layer by layer at compute time)."""
+    import diffusers
+
+    from gambarkan.engine.device import torch_dtype
+
+    if detect_file(gguf_tensor_names(path)).name != "flux":
+        raise ModelLoadError(f"{path.name} is not a FLUX transformer", "use a FLUX.1 GGUF file, e.g. city96/FLUX.1-schnell-gguf")
+    try:
+        return diffusers.FluxTransformer2DModel.from_single_file(
+            str(path),
+            quantization_config=diffusers.GGUFQuantizationConfig(compute_dtype=torch_dtype(dtype)),
+            config=str(folder),
+            subfolder="transformer",
+            torch_dtype=torch_dtype(dtype),
+            local_files_only=True,
+        )
+    except Exception as exc:  # noqa: BLE001 - diffusers raises many types here
+        raise _load_error(exc, path.name) from None
+
+
 def _load_file(path: Path, dtype: str, offline: bool, config: str | None) -> tuple[Any, str]:
+    if is_gguf(path):
+        return _load_gguf(path, dtype, offline, config)
     # The format is decided by the bytes: a pickle named .safetensors is refused here too.
     _check_file_type(path)
     try:
@@ -253,7 +315,7 @@ def _load_vae(vae: str, dtype: str) -> Any:
         raise _load_error(exc, Path(vae).name) from None
 
 
-def _load_folder(folder: Path, dtype: str, vae: str | None = None) -> tuple[Any, str]:
+def _load_folder(folder: Path, dtype: str, vae: str | None = None, transformer: str | None = None) -> tuple[Any, str]:
     from gambarkan.models.store import folder_variant
 
     arch = detect_folder_arch(folder)
@@ -262,6 +324,11 @@ def _load_folder(folder: Path, dtype: str, vae: str | None = None) -> tuple[Any,
     kwargs = _common_kwargs(arch, dtype)
     if vae:
         kwargs["vae"] = _load_vae(vae, dtype)
+    if transformer:  # a GGUF-quantized transformer instead of the folder's own (flux-schnell)
+        kwargs["transformer"] = _gguf_transformer(Path(transformer), folder, dtype)
+    t5 = _t5_8bit(folder, arch, dtype)
+    if t5 is not None:
+        kwargs["text_encoder_2"] = t5
     try:
         # Packages fetch only the fp16 files; diffusers must be told their names.
         pipe = cls.from_pretrained(str(folder), use_safetensors=True, local_files_only=True, variant=folder_variant(folder), **kwargs)
@@ -348,6 +415,7 @@ def load_model(
     config: str | None = None,
     vae: str | None = None,
     name: str | None = None,
+    transformer: str | None = None,
 ) -> LoadedModel:
     """Load ``model`` (Hub id, folder or .safetensors file) as a pipeline.
 
@@ -363,9 +431,9 @@ def load_model(
         name, weights = name or path.stem, path
     else:
         folder = Path(model).expanduser() if kind == "folder" else download_snapshot(model, offline)
-        pipe, arch = _load_folder(folder, dtype, vae)
+        pipe, arch = _load_folder(folder, dtype, vae, transformer)
         name = name or (folder.name if kind == "folder" else model)
-        weights = _folder_weights(folder)
+        weights = _folder_weights(folder, transformer)
     if kind == "file" and vae:
         pipe.vae = _load_vae(vae, dtype)
     model_hash = _sha256_prefix(weights, cache_dir) if weights else None

@@ -98,6 +98,24 @@ def get_sampler(name: str) -> Sampler:
     return _BY_NAME[base.name]
 
 
+#: Flow-matching models (FLUX): the A1111 names that apply and the scheduler each one is.
+FLOW_SAMPLERS = {"Euler": "FlowMatchEulerDiscreteScheduler"}
+
+
+def is_flow_config(base_config: Any) -> bool:
+    """True when a model's scheduler config is a flow-matching one (FLUX, SD3)."""
+    return str(dict(base_config).get("_class_name", "")).startswith("FlowMatch")
+
+
+def _flow_scheduler(name: str, base_config: Any) -> Any:
+    """A flow-matching scheduler for ``name``; the DDPM samplers have no meaning on a flow model."""
+    import diffusers
+
+    if name not in FLOW_SAMPLERS:
+        raise InvalidRequestError(f"sampler '{name}' does not apply to flow-matching models like FLUX", f"use one of: {', '.join(FLOW_SAMPLERS)}")
+    return getattr(diffusers, FLOW_SAMPLERS[name]).from_config(dict(base_config))
+
+
 def choose(name: str, accepted: set[str] | None = None) -> SchedulerChoice:
     """Resolve ``"Euler a Karras"`` to its class + options; ``accepted`` = the class's init args.
 
@@ -131,10 +149,13 @@ def build_scheduler(sampler: str, base_config: Any) -> tuple[Any, list[str]]:
     """A fresh diffusers scheduler for ``sampler`` from a pipeline's scheduler config, plus notes.
 
     A new scheduler per run keeps per-run state (step index, sigmas) out of shared pipelines.
+    Flow-matching configs (FLUX) take their own branch (``FLOW_SAMPLERS``).
     """
     import diffusers
 
     base, _ = split_sampler(sampler)
+    if is_flow_config(base_config):
+        return _flow_scheduler(base.name, base_config), []
     cls = getattr(diffusers, _BY_NAME[base.name].scheduler)
     choice = choose(sampler, _accepted(cls))
     return cls.from_config(dict(base_config), **choice.options), list(choice.notes)

@@ -49,6 +49,7 @@ class Task:
     hires: HiresPass | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    control: Any = None  # engine.control.ControlPlan when the request has ControlNet units
 
     @property
     def memory_size(self) -> tuple[int, int]:
@@ -212,7 +213,21 @@ def _paste_back(original: Any, mask: Any, box: tuple[int, int, int, int]) -> Cal
 
 
 def prepare(request: GenerationRequest, plan: Any) -> Task:
-    """The task for ``request``; sets ``plan.width``/``plan.height`` to the working size."""
+    """The task for ``request``; sets ``plan.width``/``plan.height`` to the working size.
+
+    ControlNet maps are made here too, at the working size, before any model is loaded."""
+    task = _prepare(request, plan)
+    if request.controlnet:
+        from gambarkan.engine import control
+
+        task.control = control.prepare(request.controlnet, task.width, task.height)
+        task.notes.extend(task.control.notes)
+        if task.hires is not None:
+            task.notes.append("the hires fix's second pass runs without ControlNet")
+    return task
+
+
+def _prepare(request: GenerationRequest, plan: Any) -> Task:
     from gambarkan.inputs.images import effective_mask
 
     if request.init_image is None:
@@ -345,12 +360,21 @@ def _hires_metadata(request: GenerationRequest, hires: HiresPass) -> dict[str, A
     return meta
 
 
-def pipeline_for(loaded: Any, kind: str) -> Any:
+def pipeline_for(loaded: Any, kind: str, controlnet: Any = None) -> Any:
     """The pipeline for ``kind`` made from the loaded one's own modules (cached; no reload).
 
     The derived pipeline is brought up to the loaded one's current modules on every call,
     so a VAE or scheduler swapped on the base (speed techniques, LoRAs) is used by both.
+    With a ``controlnet`` the ControlNet variant is derived the same way, fresh for the
+    request (the base pipeline and the cached task pipelines never hold a ControlNet).
     """
+    if controlnet is not None:
+        import diffusers
+
+        auto = getattr(diffusers, {"txt2img": "AutoPipelineForText2Image", **TASK_CLASSES}[kind])
+        pipe = auto.from_pipe(loaded.pipe, controlnet=controlnet)
+        pipe.set_progress_bar_config(disable=True)
+        return pipe
     if kind == "txt2img":
         return loaded.pipe
     cache: dict[str, Any] = loaded.extras.setdefault("task_pipes", {})
@@ -358,8 +382,9 @@ def pipeline_for(loaded: Any, kind: str) -> Any:
     if pipe is None:
         import diffusers
 
-        auto = getattr(diffusers, TASK_CLASSES[kind])
-        pipe = auto.from_pipe(loaded.pipe)
+        family = getattr(loaded, "family", None)  # the family names its own img2img/inpaint classes (FLUX too)
+        cls = getattr(diffusers, family.pipeline_class(kind) if family is not None else TASK_CLASSES[kind])
+        pipe = cls.from_pipe(loaded.pipe)
         pipe.set_progress_bar_config(disable=True)
         cache[kind] = pipe
     else:
@@ -376,6 +401,10 @@ def run(task: Task, loaded: Any, pipe: Any, kwargs: dict[str, Any], on_step_end:
         call.update(width=task.width, height=task.height)
     else:
         call.update(task.call)
+    if task.control is not None:
+        from gambarkan.engine.control import call_kwargs
+
+        call.update(call_kwargs(task.control, task.kind))
     if task.hires is None:
         images = pipe(**call, callback_on_step_end=on_step_end, callback_on_step_end_tensor_inputs=["latents"]).images
         return [task.finish(image) for image in images] if task.finish else list(images)

@@ -1,1 +1,1 @@
-"""Request inputs that need decoding and checking once: images (init, mask)."""
+"""Request inputs that need decoding and checking once: images (init, mask, control maps) and batch rows."""

@@ -31,8 +31,8 @@ def config_folder_for(spec: ModelSpec | None, kind: str | None, settings: Any) -
     for candidate in load_catalog(None).values():
         if candidate.kind == kind and candidate.source_type == "hub":
             found = store.local_paths(candidate, settings)
-            if found is not None:
-                return str(found[0])
+            if found is not None and (candidate.config or (found[0] / "model_index.json").is_file()):
+                return candidate.config or str(found[0])  # a single-file package's own config names its base
     return None
 
 
@@ -43,6 +43,16 @@ def _file_kind(path: Path) -> str | None:
         return detect_kind(str(path))
     except Exception:  # noqa: BLE001 - the loader reports a bad file properly
         return None
+
+
+def _single_weight_file(path: Path) -> Path:
+    """A package snapshot that is one checkpoint (no model_index.json: SDXL-Lightning's single
+    .safetensors, a GGUF) is that file; else ``path``."""
+    if path.is_dir() and not (path / "model_index.json").exists():
+        found = sorted([*path.glob("*.safetensors"), *path.glob("*.gguf")])
+        if len(found) == 1:
+            return found[0]
+    return path
 
 
 def _package_for_model(model: str, settings: Any) -> ModelSpec | None:
@@ -58,10 +68,10 @@ def resolve_request(request: Any, settings: Any, *, show_progress: bool = True) 
 
     With no ``--model`` and no ``--preset`` the default package ``umum`` is used (unless
     GAMBARKAN_MODEL points somewhere else). A Hub package that is not downloaded yet is pulled
-    first, unless the request or the settings say offline. Returns the engine's ``Plan``.
+    first, unless the request or the settings say offline. Returns the ``Plan`` (gambarkan.plan).
     """
     from gambarkan.config import DEFAULT_MODEL
-    from gambarkan.engine.generate import Plan
+    from gambarkan.plan import Plan
     from gambarkan.models import store
     from gambarkan.request import DEFAULTS
 
@@ -80,15 +90,19 @@ def resolve_request(request: Any, settings: Any, *, show_progress: bool = True) 
     config: str | None = None
     vae: str | None = None
     name: str | None = None
+    transformer: str | None = None
     source_spec = model_spec if request.model else spec
     if request.model and model_spec is None:
         model = request.model
         path = Path(model).expanduser()
-        if path.is_file() and path.suffix.lower() == ".safetensors":
+        if path.is_file() and path.suffix.lower() in (".safetensors", ".gguf"):
             config = config_folder_for(None, _file_kind(path), settings)
     elif source_spec is not None:
         path, vae_path = store.ensure_local(source_spec, settings, offline=offline, show_progress=show_progress)
+        path = _single_weight_file(path)
         model = str(path)
+        gguf = store.transformer_file(source_spec, settings)
+        transformer = str(gguf) if gguf else None
         vae = str(vae_path) if vae_path else None
         name = source_spec.source if source_spec.source_type == "hub" else Path(source_spec.source).expanduser().stem
         if path.is_file():
@@ -118,4 +132,6 @@ def resolve_request(request: Any, settings: Any, *, show_progress: bool = True) 
         config=config,
         vae=vae,
         name=name,
+        transformer=transformer,
+        scheduler_options=source_spec.scheduler_settings() if source_spec is not None else {},  # they belong to the weights
     )

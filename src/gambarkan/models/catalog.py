@@ -18,21 +18,19 @@ try:
 except ModuleNotFoundError:  # Python 3.10
     import tomli as tomllib  # type: ignore[no-redef]
 
-from gambarkan.errors import InvalidRequestError, UnknownModelError, did_you_mean
+from gambarkan.errors import InvalidRequestError, UnknownModelError, UnsafeFileError, close_names, did_you_mean
+from gambarkan.families import get_family
+from gambarkan.families import names as family_names
 
 CATALOG_FILE = Path(__file__).with_name("catalog.toml")
 USER_FILE_NAME = "models.toml"
 DEFAULT_PRESET = "umum"
-KINDS = ("sd15", "sd2", "sdxl")
+KINDS = family_names()
 NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,39}$")
 HUB_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*$")
 
-#: Typical sizes per family, used for user packages that do not say.
-KIND_DEFAULTS: dict[str, dict[str, Any]] = {
-    "sd15": {"width": 512, "height": 512, "min_vram_mb": 2048, "min_ram_mb": 8192, "download_mb": 2140},
-    "sd2": {"width": 768, "height": 768, "min_vram_mb": 3072, "min_ram_mb": 8192, "download_mb": 2600},
-    "sdxl": {"width": 1024, "height": 1024, "min_vram_mb": 8192, "min_ram_mb": 16384, "download_mb": 6940},
-}
+#: Typical sizes per family, used for user packages that do not say (the family's own data).
+KIND_DEFAULTS: dict[str, dict[str, Any]] = {name: dict(get_family(name).catalog_defaults) for name in KINDS}
 
 
 @dataclass(frozen=True)
@@ -66,13 +64,19 @@ class ModelSpec:
     clip_skip: int
     negative_prompt: str
     style: tuple[str, ...] = ()
+    scheduler_options: str = ""  # e.g. "timestep_spacing=trailing" (SDXL-Lightning); optional
+    transformer_gguf: str = ""  # "owner/repo@commit:file.gguf" or a local .gguf: a quantized transformer; optional
     builtin: bool = field(default=True, compare=False)
+
+    def scheduler_settings(self) -> dict[str, str | bool | int | float]:
+        """``scheduler_options`` as scheduler config overrides ({"timestep_spacing": "trailing"})."""
+        return parse_scheduler_options(self.scheduler_options)
 
     @property
     def source_type(self) -> str:
         """``hub`` (download into the HF cache), ``folder`` (local diffusers folder) or ``file``."""
         if self.source.startswith(("/", "~", ".")) or os.sep in self.source.replace("/", "", 1):
-            return "file" if self.source.lower().endswith(".safetensors") else "folder"
+            return "file" if self.source.lower().endswith((".safetensors", ".gguf")) else "folder"
         path = Path(self.source).expanduser()
         if path.is_file():
             return "file"
@@ -95,16 +99,48 @@ class ModelSpec:
         return data
 
 
+#: Fields a package may leave out (most packages need neither).
+OPTIONAL_FIELDS: tuple[str, ...] = ("scheduler_options", "transformer_gguf")
 #: Fields every built-in package must set (the schema test checks this list).
-REQUIRED_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(ModelSpec) if f.name not in ("name", "builtin"))
+REQUIRED_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(ModelSpec) if f.name not in ("name", "builtin", *OPTIONAL_FIELDS))
+_SCHEDULER_KEYS = {"timestep_spacing", "prediction_type", "rescale_betas_zero_snr", "steps_offset"}
+
+
+def parse_scheduler_options(text: str) -> dict[str, str | bool | int | float]:
+    """``"timestep_spacing=trailing, steps_offset=1"`` -> config overrides; unknown keys are refused."""
+    options: dict[str, str | bool | int | float] = {}
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        key, sep, raw = (x.strip() for x in part.partition("="))
+        if not sep or key not in _SCHEDULER_KEYS:
+            raise InvalidRequestError(f"invalid scheduler option '{part[:60]}'", f"use key=value with a key from: {', '.join(sorted(_SCHEDULER_KEYS))}")
+        value: str | bool | int | float = raw
+        if raw.lower() in ("true", "false"):
+            value = raw.lower() == "true"
+        elif raw.lstrip("-").isdigit():
+            value = int(raw)
+        options[key] = value
+    return options
 _TUPLE_FIELDS = {"files", "vae_files", "style"}
 _INT_FIELDS = {"download_mb", "min_vram_mb", "min_ram_mb", "steps", "width", "height", "clip_skip"}
 
 
+_TOML_CACHE: dict[Path, tuple[tuple[int, int], dict[str, Any]]] = {}
+
+
 def _read_toml(path: Path) -> dict[str, Any]:
+    """The parsed file, re-read only when its size or mtime changed (every generate resolves a package)."""
+    import copy
+
     try:
+        stat = path.stat()
+        stamp = (stat.st_mtime_ns, stat.st_size)
+        cached = _TOML_CACHE.get(path)
+        if cached is not None and cached[0] == stamp:
+            return copy.deepcopy(cached[1])
         with open(path, "rb") as handle:
-            return tomllib.load(handle)
+            data = tomllib.load(handle)
+        _TOML_CACHE[path] = (stamp, data)
+        return copy.deepcopy(data)
     except FileNotFoundError:
         return {}
     except (OSError, ValueError, RecursionError) as exc:  # TOMLDecodeError and bad UTF-8 are ValueErrors
@@ -131,7 +167,7 @@ def _spec_from_table(name: str, table: dict[str, Any], *, builtin: bool) -> Mode
     missing = [f for f in REQUIRED_FIELDS if f not in data]
     if missing:
         raise InvalidRequestError(f"model package '{name}' is missing {', '.join(missing)}", "add those fields to the catalog")
-    unknown = sorted(set(data) - set(REQUIRED_FIELDS))
+    unknown = sorted(set(data) - set(REQUIRED_FIELDS) - set(OPTIONAL_FIELDS))
     if unknown:
         raise InvalidRequestError(f"model package '{name}' has unknown field(s) {', '.join(unknown)}", "remove them from the catalog")
     values: dict[str, Any] = {}
@@ -153,6 +189,9 @@ def _spec_from_table(name: str, table: dict[str, Any], *, builtin: bool) -> Mode
         values[key] = value
     if values["kind"] not in KINDS:
         raise InvalidRequestError(f"model package '{name}' has kind '{values['kind']}'", f"use one of: {', '.join(KINDS)}")
+    for key in OPTIONAL_FIELDS:
+        values[key] = str(data.get(key, ""))
+    parse_scheduler_options(values["scheduler_options"])  # a bad option fails when the catalog is read
     return ModelSpec(name=name, builtin=builtin, **values)
 
 
@@ -219,9 +258,7 @@ def get_package(name: str, settings: Any = None) -> ModelSpec:
     key = name.strip().lower()
     if key in packages:
         return packages[key]
-    suggestion = did_you_mean(name, packages)
-    hint = f"{suggestion} see: gambarkan models list" if suggestion else "see: gambarkan models list"
-    raise UnknownModelError(f"unknown preset '{name}'", hint)
+    raise UnknownModelError(code="unknown_package", params={"name": name, "close": close_names(name, packages)})
 
 
 # --- user packages -----------------------------------------------------------------------
@@ -263,14 +300,18 @@ def _write_atomic(path: Path, text: str) -> None:
 
 
 def detect_kind(source: str) -> str:
-    """SD family of a local folder or .safetensors file (reads configs / tensor names only)."""
-    from gambarkan.engine.pipelines import detect_file_arch, detect_folder_arch
+    """Family of a local folder or .safetensors file (reads configs / tensor names only)."""
+    from gambarkan.families import detect_file, detect_folder
     from gambarkan.models.safety import check_file
+
+    from gambarkan.families import gguf_tensor_names, is_gguf
 
     path = Path(source).expanduser()
     if path.is_dir():
-        return detect_folder_arch(path)
-    return detect_file_arch(check_file(path))
+        return detect_folder(path).name
+    if is_gguf(path):
+        return detect_file(gguf_tensor_names(path)).name
+    return detect_file(check_file(path).keys()).name
 
 
 def add_user_package(settings: Any, name: str, source: str, *, allow_pickle: bool = False, **overrides: Any) -> ModelSpec:
@@ -280,13 +321,13 @@ def add_user_package(settings: Any, name: str, source: str, *, allow_pickle: boo
     negative_prompt, style, kind, revision, license ...). A local source is checked now
     (format by bytes, SD family detected) so a bad package fails here and not at generate time.
     """
-    from gambarkan.models.safety import check_folder
+    from gambarkan.models.safety import PICKLE_HINT, check_folder
 
     name = name.strip().lower()
     if not NAME_RE.match(name):
         raise InvalidRequestError(f"invalid package name '{name}'", "use lowercase letters, digits, '-' or '_' (max 40)")
     overrides = {k: v for k, v in overrides.items() if v is not None}
-    unknown = sorted(set(overrides) - set(REQUIRED_FIELDS))
+    unknown = sorted(set(overrides) - set(REQUIRED_FIELDS) - set(OPTIONAL_FIELDS))
     if unknown:
         raise InvalidRequestError(f"unknown package field(s) {', '.join(unknown)}", "see: gambarkan models add --help")
     if "sampler" in overrides:
@@ -295,14 +336,19 @@ def add_user_package(settings: Any, name: str, source: str, *, allow_pickle: boo
         overrides["sampler"] = canonical_sampler(str(overrides["sampler"]))
     path = Path(source).expanduser()
     if path.exists():
-        if path.is_dir():
-            check_folder(path, allow_pickle=allow_pickle)
-        elif path.suffix.lower() != ".safetensors":
-            from gambarkan.models.safety import check_file
+        try:
+            if path.is_dir():
+                check_folder(path, allow_pickle=allow_pickle)
+            elif path.suffix.lower() not in (".safetensors", ".gguf"):
+                from gambarkan.models.safety import check_file
 
-            check_file(path, allow_pickle=allow_pickle)  # refuses pickles with a clear message
-            raise InvalidRequestError(f"{path.name} is not a .safetensors file", "give a .safetensors file or a diffusers folder")
-        overrides.setdefault("kind", detect_kind(str(path)))
+                check_file(path, allow_pickle=allow_pickle)  # refuses pickles with a clear message
+                raise InvalidRequestError(f"{path.name} is not a .safetensors file", "give a .safetensors file or a diffusers folder")
+            overrides.setdefault("kind", detect_kind(str(path)))
+        except UnsafeFileError as exc:
+            if allow_pickle or exc.hint != PICKLE_HINT:
+                raise
+            raise UnsafeFileError(exc.message, f"{exc.hint}, or pass --allow-pickle to scan it and keep it if it is clean") from None
         source = str(path.resolve())
     elif not HUB_ID_RE.match(source):
         raise UnknownModelError(

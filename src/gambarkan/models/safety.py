@@ -102,8 +102,14 @@ def _pickle_refusal(path: Path, fmt: str) -> UnsafeFileError:
     kind = "a pickle" if fmt == "pickle" else "a PyTorch pickle archive"
     return UnsafeFileError(
         f"{path.name} is {kind}, which can run code when loaded; refusing to load it",
-        "use a .safetensors version of the model, or pass --allow-pickle to scan it and load it if it is clean",
+        PICKLE_HINT,
+        code="pickle_refused", params={"file": path.name, "format": fmt},
     )
+
+
+#: True wherever a pickle is refused: ``generate``, LoRAs and embeddings have no way to load one.
+#: Only ``gambarkan models add --allow-pickle`` can (it scans the file); that command adds it to this hint.
+PICKLE_HINT = "use a .safetensors version of the file (most models and LoRAs are published as one)"
 
 
 def scan_pickle(path: Path) -> None:
@@ -132,7 +138,11 @@ def check_file(path: Path | str, *, allow_pickle: bool = False) -> dict[str, Any
     """
     path = Path(path).expanduser()
     if not path.is_file():
-        raise ModelLoadError(f"model file not found: {path}", "check the path")
+        if not path.exists():
+            raise ModelLoadError(f"model file not found: {path}", "check the path")
+        from gambarkan.paths import require_regular_file
+
+        require_regular_file(path, "model file")  # a FIFO or device: say what it is, never open it
     fmt = sniff_format(path)
     if fmt == "safetensors":
         return read_safetensors_header(path)

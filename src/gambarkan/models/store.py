@@ -90,18 +90,45 @@ def probe_endpoint(endpoint: str | None, name: str = "", timeout: float = 5.0) -
         socket.create_connection((parts.hostname or "", port), timeout=timeout).close()
     except OSError:
         what = f" to download '{name}'" if name else ""
-        raise NetworkError(f"cannot reach the Hugging Face Hub ({parts.hostname}){what}", _NETWORK_HINT) from None
+        raise NetworkError(
+            f"cannot reach the Hugging Face Hub ({parts.hostname}){what}", _NETWORK_HINT,
+            code="hub_unreachable", params={"host": parts.hostname, "name": name},
+        ) from None
 
 
 def _record_path(spec: ModelSpec, settings: Any) -> Path:
     return Path(settings.cache_dir) / "models" / f"{spec.name}.json"
 
 
+def _gguf_part(spec: ModelSpec) -> tuple[str, str, str] | None:
+    """(repo, revision, file) of a package's Hub GGUF transformer ("owner/repo@commit:file.gguf")."""
+    text = spec.transformer_gguf
+    if not text or Path(text).expanduser().is_absolute() or text.startswith((".", "~")):
+        return None
+    repo_rev, _, file = text.partition(":")
+    repo, _, revision = repo_rev.partition("@")
+    return repo, revision or "main", file
+
+
 def _repo_parts(spec: ModelSpec) -> list[tuple[str, str, tuple[str, ...]]]:
     parts = [(spec.source, spec.revision or "main", spec.files or ("*",))]
     if spec.vae_source:
         parts.append((spec.vae_source, spec.vae_revision or "main", spec.vae_files or ("*",)))
+    gguf = _gguf_part(spec)
+    if gguf:
+        parts.append((gguf[0], gguf[1], (gguf[2],)))
     return parts
+
+
+def transformer_file(spec: ModelSpec, settings: Any) -> Path | None:
+    """The package's GGUF transformer on disk (local path, or the installed Hub file), else None."""
+    if not spec.transformer_gguf:
+        return None
+    gguf = _gguf_part(spec)
+    if gguf is None:
+        return Path(spec.transformer_gguf).expanduser()
+    record = installed_record(spec, settings)
+    return Path(record["folders"][-1]) / gguf[2] if record else None
 
 
 def _record_matches(record: dict[str, Any], spec: ModelSpec) -> bool:
@@ -146,7 +173,7 @@ def local_paths(spec: ModelSpec, settings: Any) -> tuple[Path, Path | None] | No
     if record is None:
         return None
     folders = [Path(f) for f in record["folders"]]
-    return folders[0], (folders[1] if len(folders) > 1 else None)
+    return folders[0], (folders[1] if spec.vae_source and len(folders) > 1 else None)
 
 
 def disk_usage_bytes(spec: ModelSpec, settings: Any) -> int:
@@ -243,8 +270,8 @@ def check_free_disk(needed: int, directory: Path, name: str) -> None:
     free = shutil.disk_usage(probe).free
     if needed and free < needed + DISK_MARGIN_BYTES:
         raise DiskFullError(
-            f"not enough free disk for '{name}': it needs {needed / 2**20:.0f} MB, {free / 2**20:.0f} MB are free in {probe}",
-            "free some space, or point HF_HUB_CACHE at a bigger disk",
+            code="disk_full_download",
+            params={"name": name, "needed_mb": round(needed / 2**20), "free_mb": round(free / 2**20), "path": str(probe)},
         )
 
 
@@ -375,10 +402,7 @@ def pull(spec: ModelSpec, settings: Any, *, show_progress: bool = True, offline:
         return done[0]
     offline = settings.offline if offline is None else offline
     if offline:
-        raise NetworkError(
-            f"package '{spec.name}' is not downloaded and offline mode is on",
-            f"run `gambarkan models pull {spec.name}` with a connection (check it with `gambarkan doctor`), or use --model PATH",
-        )
+        raise NetworkError(code="package_not_downloaded", params={"name": spec.name})
     from huggingface_hub import snapshot_download
 
     from gambarkan.models import urlpolicy

@@ -229,11 +229,25 @@ def connect(path: Path | str) -> sqlite3.Connection:
         conn.execute("PRAGMA synchronous = NORMAL")  # safe in WAL: a killed process loses nothing committed
     except sqlite3.DatabaseError as exc:
         conn.close()
-        raise HistoryError(
-            f"the history database {path} is damaged or not a database ({exc})",
-            "move it away and gambarkan starts a new one",
-        ) from None
+        raise database_error(path, exc) from None
     return conn
+
+
+def _read_only(exc: sqlite3.Error) -> bool:
+    """SQLite refused a write because the file, its folder or the disk is read-only."""
+    return getattr(exc, "sqlite_errorname", "") == "SQLITE_READONLY" or "readonly" in str(exc).replace("-", "").replace(" ", "")
+
+
+def database_error(path: Path, exc: sqlite3.Error) -> HistoryError:
+    """The true reason a history database could not be used: read-only, or damaged."""
+    if _read_only(exc):
+        return HistoryError(
+            f"the history database {path} is read-only ({exc})",
+            "make it and its folder writable, or set GAMBARKAN_HOME to a folder you can write to",
+        )
+    return HistoryError(
+        f"the history database {path} is damaged or not a database ({exc})", "move it away and gambarkan starts a new one"
+    )
 
 
 class History:
@@ -246,9 +260,7 @@ class History:
             migrate(self.conn)
         except sqlite3.DatabaseError as exc:
             self.conn.close()
-            raise HistoryError(
-                f"the history database {self.path} is damaged ({exc})", "move it away and gambarkan starts a new one"
-            ) from None
+            raise database_error(self.path, exc) from None
         except BaseException:
             self.conn.close()
             raise
@@ -321,6 +333,22 @@ class History:
             "UPDATE generations SET paths = json_insert(paths, '$[#]', ?), seeds = json_insert(seeds, '$[#]', ?)"
             " WHERE id = ? AND status = 'running'",
             (str(path), int(seed), row_id),
+        )
+
+    def interrupted_runs(self, request: Any) -> list[dict[str, Any]]:
+        """Interrupted rows of exactly ``request``, newest first (a batch re-run adopts their images)."""
+        rows = self.conn.execute(
+            "SELECT * FROM generations WHERE status = 'interrupted' AND request = ? ORDER BY id DESC",
+            (json.dumps(request.model_dump(), ensure_ascii=False),),
+        ).fetchall()
+        return [_decode(row) for row in rows]
+
+    def mark_done(self, row_id: int) -> None:
+        """An interrupted row whose images were all saved is done after all (batch adoption)."""
+        self.conn.execute(
+            "UPDATE generations SET status = 'done', error = NULL, finished_at = ?,"
+            " seed = COALESCE(seed, json_extract(seeds, '$[0]')) WHERE id = ? AND status = 'interrupted'",
+            (_now(), row_id),
         )
 
     def reap(self) -> int:

@@ -69,7 +69,9 @@ def parse_parameters(text: str) -> dict[str, Any]:
                 value = json.loads(value)
             except json.JSONDecodeError:
                 value = value[1:-1]
-        result[key.strip()] = _number(value)
+        key = key.strip()
+        # a hash is text even when all its hex digits are decimal ("0123456789" must keep its 0)
+        result[key] = value if "hash" in key.lower() else _number(value)
     size = _SIZE_RE.match(str(result.get("Size", "")))
     if size:
         result["width"], result["height"] = int(size.group(1)), int(size.group(2))
@@ -94,6 +96,9 @@ def read_parameters_text(path: Path | str) -> str | None:
     """The raw ``parameters`` text of a PNG (or A1111 JPEG/WebP EXIF comment), or None."""
     from PIL import Image
 
+    from gambarkan.paths import require_regular_file
+
+    path = require_regular_file(path, "image file")  # a FIFO named x.png would block the reader forever
     try:
         # Only the formats that carry generation parameters: fewer image decoders see hostile bytes.
         with Image.open(path, formats=["PNG", "JPEG", "WEBP"]) as img:
@@ -145,10 +150,58 @@ def _next_number(directory: Path) -> int:
 
 def _storage_error(exc: OSError, directory: Path) -> DiskFullError:
     if exc.errno == errno.ENOSPC:
-        return DiskFullError(f"no space left on the disk holding {directory}", "free some space or choose another --out folder")
-    if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
-        return DiskFullError(f"cannot write to {directory} (permission denied)", "choose a folder you can write to with --out")
+        return DiskFullError(code="disk_full", params={"path": str(directory)})
+    if exc.errno == errno.EROFS:
+        return DiskFullError(code="folder_read_only", params={"path": str(directory)})
+    if exc.errno in (errno.EACCES, errno.EPERM):
+        return DiskFullError(code="folder_not_writable", params={"path": str(directory)})
     return DiskFullError(f"cannot write to {directory}: {exc.strerror or exc}", "check the folder or choose another --out")
+
+
+def check_output_dir(directory: Path | str) -> Path:
+    """Make sure images can be saved in ``directory`` (created if missing), before any work is done.
+
+    The error names the real reason: a file, device or FIFO where the folder should be, a
+    symbolic link loop, a read-only or full disk. A probe file is written and removed.
+    """
+    import tempfile
+
+    from gambarkan.paths import file_kind
+
+    directory = Path(directory).expanduser()
+    where = "choose another --out folder"
+    try:
+        mode = os.stat(directory).st_mode
+    except FileNotFoundError:
+        mode = None
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise InvalidRequestError(f"output folder {directory} is a symbolic link loop", where) from None
+        if exc.errno == errno.ENOTDIR:
+            raise InvalidRequestError(f"cannot create output folder {directory}: a part of the path is not a folder", where) from None
+        raise _storage_error(exc, directory) from None
+    if mode is not None and file_kind(mode) != "a folder":
+        raise InvalidRequestError(f"output folder {directory} is {file_kind(mode)}, not a folder", where)
+    if mode is None:
+        try:
+            directory.mkdir(parents=True, exist_ok=True)
+        except FileExistsError:  # a parent is a file, a device or a dangling link
+            raise InvalidRequestError(f"cannot create output folder {directory}: a part of the path is not a folder", where) from None
+        except OSError as exc:
+            if exc.errno in (errno.ELOOP, errno.ENOTDIR):
+                raise InvalidRequestError(f"cannot create output folder {directory}: {exc.strerror}", where) from None
+            raise _storage_error(exc, directory) from None
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".gambarkan-probe-", dir=directory)
+        try:
+            os.write(fd, b"\0")
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+            os.unlink(probe)
+    except OSError as exc:
+        raise _storage_error(exc, directory) from None
+    return directory
 
 
 def encode_png(image: Any, parameters: str | None = None) -> bytes:

@@ -82,6 +82,22 @@ def is_sdxl(pipe: Any) -> bool:
     return hasattr(pipe, "text_encoder_2")
 
 
+def _execution_device(pipe: Any, pairs: Any) -> Any:
+    """Where the text encoder runs: its weights' device, unless accelerate hooks move it there.
+
+    ``pipe._execution_device`` walks every module of every component (tens of ms per generation
+    on a CPU); diffusers' own call does that walk once more anyway.
+    """
+    encoder = pairs[0][1] if pairs else None
+    if encoder is None:
+        return pipe._execution_device
+    first = next(encoder.parameters(), None)
+    hooked = any(hasattr(m, a) for m in (encoder, *list(encoder.children())[:3]) for a in ("_hf_hook", "_diffusers_hook"))
+    if first is None or first.device.type == "meta" or hooked:
+        return pipe._execution_device  # offloaded: only accelerate's hooks know
+    return first.device
+
+
 class TextEncoder:
     """Encodes plain prompts for one pipeline and clip skip (A1111 meaning: 1 = last layer)."""
 
@@ -90,7 +106,7 @@ class TextEncoder:
         self.sdxl = is_sdxl(pipe)
         self.pairs = _encoders(pipe)
         self.clip_skip = max(1, int(clip_skip or 1))
-        self.device = pipe._execution_device
+        self.device = _execution_device(pipe, self.pairs)
         self._empty: list[Any] | None = None
 
     def _hidden(self, encoder: Any, ids: list[int]) -> tuple[Any, Any]:

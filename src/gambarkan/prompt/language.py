@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 from gambarkan.prompt.backends.glossary import DATA_DIR, Lexicon, analyze_word, english_words
+from gambarkan.prompt.normalize import booru_tags
 
 ID, EN, MIXED, UNKNOWN = "id", "en", "mixed", "und"
 REGIONAL = {"jv": "Javanese", "su": "Sundanese", "ban": "Balinese", "min": "Minangkabau"}
@@ -109,6 +110,8 @@ def detect(text: str, lex: Lexicon | None = None) -> Detection:
     ws = words(text)
     if not ws:
         return Detection(UNKNOWN, method="empty")
+    if text.strip().lower().replace("_", " ") in booru_tags():
+        return Detection(EN, (), tuple(ws), "booru")  # "solo", "v", "cat ears": tags, never Indonesian
     ind: list[str] = []
     eng: list[str] = []
     unknown: list[str] = []
@@ -124,7 +127,7 @@ def detect(text: str, lex: Lexicon | None = None) -> Detection:
         elif kind == UNKNOWN:
             unknown.append(w)
     regional = _regional(unknown)
-    if regional and len(regional[1]) > len(ind):
+    if regional and (len(regional[1]) > len(ind) or len(regional[1]) >= 2):
         return Detection(regional[0], tuple(ind), tuple(eng), "words")
     if ind and eng:
         return Detection(MIXED, tuple(ind), tuple(eng))
@@ -132,7 +135,7 @@ def detect(text: str, lex: Lexicon | None = None) -> Detection:
         return Detection(ID, tuple(ind), ())
     if eng:
         return Detection(EN, (), tuple(eng))
-    if len(unknown) >= 2 or (both and not unknown):
+    if len(unknown) >= 2 or both:
         # nothing listed decides ("motif batik parang" uses words English shares): ask lingua
         guess = detector_language(text)
         if guess == ID:

@@ -2,8 +2,12 @@
 
 Only the plain text phrases of a prompt are translated (``prompt.syntax.text_segments``);
 weights, ``<lora:...>`` tags, BREAK, brackets and commas stay exactly where they were.
-English phrases are left as written. Backends: glossary (offline, built in), marian,
-nllb, google (opt-in), none; ``auto`` = marian when its weights are local, else glossary.
+English phrases are left as written. Each phrase is normalised first (chat spellings,
+slang, typos: ``prompt.normalize``). Backends: glossary (offline, built in), marian, nllb,
+google (opt-in), none. ``auto`` is a per-phrase hybrid: phrases the glossary fully
+understands stay with the glossary, phrases with words it does not know go to Marian, which
+``auto`` downloads once when the Hub can be reached; with no network (or ``--offline``) it is
+the glossary alone, said once per process.
 """
 
 from __future__ import annotations
@@ -31,6 +35,8 @@ class Translation:
     backend: str
     segments: list[tuple[str, str, str]] = field(default_factory=list)  # (text, lang, english)
     notes: list[str] = field(default_factory=list)
+    untranslated: list[str] = field(default_factory=list)  # words kept as written because no backend knew them
+    details: list[dict[str, Any]] = field(default_factory=list)  # per segment: normalized, changes, backend, untranslated
 
     @property
     def changed(self) -> bool:
@@ -42,8 +48,12 @@ class Translation:
             "original": self.original,
             "english": self.english,
             "backend": self.backend,
-            "segments": [{"text": t, "lang": lang, "english": e} for t, lang, e in self.segments],
+            "segments": [
+                {"text": t, "lang": lang, "english": e, **(self.details[i] if i < len(self.details) else {})}
+                for i, (t, lang, e) in enumerate(self.segments)
+            ],
             "notes": list(self.notes),
+            "untranslated": list(self.untranslated),
         }
 
 
@@ -185,17 +195,82 @@ def get_backend(name: str, offline: bool = False) -> Any:
 
 
 def reset_backends() -> None:
-    """Forget loaded backends and cached translations (tests, or after downloading weights)."""
+    """Forget loaded backends, cached translations and what was said once (tests, or after downloads)."""
     with _LOCK:
         _BACKENDS.clear()
         for cache in _CACHES.values():
             cache.clear()
+        _SAID.clear()
+        _HUB.clear()
+
+
+_SAID: set[str] = set()  # notes that are said once per process ("auto: using the offline glossary ...")
+_HUB: dict[str, bool] = {}  # whether the Hub answered, asked once per process
+
+
+def _once(note: str) -> list[str]:
+    with _LOCK:
+        if note in _SAID:
+            return []
+        _SAID.add(note)
+    return [note]
 
 
 def _marian_local() -> bool:
     from gambarkan.prompt.backends.marian import weights_available
 
     return weights_available()
+
+
+def _hub_reachable() -> bool:
+    """Whether the Hugging Face Hub answers (asked once per process; HF_HUB_OFFLINE means no)."""
+    with _LOCK:
+        if "hub" in _HUB:
+            return _HUB["hub"]
+    from gambarkan.prompt.backends.marian import hub_reachable
+
+    ok = hub_reachable()
+    with _LOCK:
+        _HUB["hub"] = ok
+    return ok
+
+
+def _auto_choice(offline: bool) -> tuple[str, bool, list[str]]:
+    """(backend, per-phrase hybrid?, notes) for ``auto``: Marian when it is here or can be fetched."""
+    if _marian_local():
+        return "marian", True, _once("auto: using marian for phrases with words the glossary does not know")
+    if not offline and _hub_reachable():
+        from gambarkan.prompt.backends.marian import MODEL_ID, download
+
+        try:
+            download()
+        except GambarkanError as exc:
+            return "glossary", False, _once(f"auto: using the offline glossary (marian could not be downloaded: {exc.message})")
+        return "marian", True, [f"auto: downloaded marian ({MODEL_ID}) once; it translates phrases with words the glossary does not know"]
+    why = "offline mode" if offline else "no network"
+    return "glossary", False, _once(
+        f"auto: using the offline glossary ({why}; marian weights not downloaded; --translator marian downloads them once)"
+    )
+
+
+def _normalized(phrase: str) -> tuple[Any, str]:
+    """The phrase in standard spelling, and the language of the phrase as written."""
+    from gambarkan.prompt.language import REGIONAL, detect
+    from gambarkan.prompt.normalize import Normalized, normalize
+
+    lang = detect(phrase).lang
+    if lang == "en":
+        return Normalized(phrase), lang
+    return normalize(phrase, typos=lang not in REGIONAL), lang
+
+
+def _unknown_words(text: str, lang: str) -> list[str]:
+    """Words of an Indonesian phrase the glossary does not know (kept as written, sent to Marian by auto)."""
+    from gambarkan.prompt.backends.glossary import GlossaryTranslator
+
+    glossary = get_backend("glossary")
+    assert isinstance(glossary, GlossaryTranslator)
+    return glossary.unknown_words(text, lang)
 
 
 # --------------------------------------------------------------------------- public entry
@@ -215,53 +290,83 @@ def translate_prompt(text: str, translator: str = "auto", settings: Settings | N
     if name == "none" or not text.strip():
         return Translation(text, text, "none", [], [])
     phrases = text_segments(text)
-    langs = [detect(p).lang for p in phrases]
+    norms = [_normalized(p) for p in phrases]
+    langs = [detect(n.text).lang if n.text != p else lang for p, (n, lang) in zip(phrases, norms)]
     todo = [i for i, p in enumerate(phrases) if _needs(langs[i])]
     if not todo:
-        return Translation(text, text, "none", [(p, lang, p) for p, lang in zip(phrases, langs)], ["already English: nothing to translate"])
+        same = [{"normalized": p, "changes": [], "backend": "none", "untranslated": []} for p in phrases]
+        segs = [(p, lang, p) for p, lang in zip(phrases, langs)]
+        return Translation(text, text, "none", segs, ["already English: nothing to translate"], [], same)
 
     notes: list[str] = []
     backend_name = name
+    hybrid = False
     if name == "auto":
-        if _marian_local():
-            backend_name = "marian"
-            notes.append("auto: using marian (its weights are downloaded)")
-        else:
-            backend_name = "glossary"
-            notes.append("auto: using the offline glossary (marian weights not downloaded; --translator marian downloads them once)")
+        backend_name, hybrid, auto_notes = _auto_choice(offline)
+        notes += auto_notes
     if backend_name == "nllb":
         from gambarkan.prompt.backends.nllb import LICENCE_NOTICE
 
         notes.append(LICENCE_NOTICE)
 
     cache = cache_for(settings)
-    sources = [phrases[i] for i in todo]
+    sources = [norms[i][0].text for i in todo]
     src_langs = [langs[i] for i in todo]
-    try:
-        english = _run(backend_name, sources, src_langs, cache, offline or name == "auto")
-    except GambarkanError as exc:
-        if backend_name == "nllb" and "CC-BY-NC" not in str(exc):
-            exc.message += "; note: " + notes[-1]  # the licence is shown even before the weights exist
-        if name not in ("auto", "google"):
-            raise
-        notes.append(f"{backend_name} unavailable ({exc.message}); used the offline glossary instead")
-        backend_name = "glossary"
-        english = _run("glossary", sources, src_langs, cache, offline)
+    unknown = [_unknown_words(t, lang) for t, lang in zip(sources, src_langs)]
+    used = [backend_name] * len(todo)
+    if hybrid:  # the glossary keeps what it fully understands; the rest goes to the neural backend
+        used = [backend_name if unk else "glossary" for unk in unknown]
+    english = [""] * len(todo)
+    for group in dict.fromkeys(used):
+        idx = [k for k, b in enumerate(used) if b == group]
+        try:
+            out = _run(group, [sources[k] for k in idx], [src_langs[k] for k in idx], cache, offline or name == "auto")
+        except GambarkanError as exc:
+            if group == "nllb" and "CC-BY-NC" not in str(exc):
+                exc.message += "; note: " + notes[-1]  # the licence is shown even before the weights exist
+            if name not in ("auto", "google") or group == "glossary":
+                raise
+            notes.append(f"{group} unavailable ({exc.message}); used the offline glossary instead")
+            out = _run("glossary", [sources[k] for k in idx], [src_langs[k] for k in idx], cache, offline)
+            for k in idx:
+                used[k] = "glossary"
+        for k, eng in zip(idx, out):
+            english[k] = eng
+    backends = list(dict.fromkeys(used))
+    backend_name = backends[0] if len(backends) == 1 else "+".join(sorted(backends, key=lambda b: b != "glossary"))
 
     new_texts = list(phrases)
     for i, eng in zip(todo, english):
         new_texts[i] = eng
-    if backend_name == "glossary":
-        notes += _culture_notes(sources)
+    _budget_glosses(new_texts, [i for i, b in zip(todo, used) if b == "glossary"])
+    glossary_sources = [src for src, b in zip(sources, used) if b == "glossary"]
+    if glossary_sources:
+        notes += _culture_notes(glossary_sources)
     regional = sorted({lang for lang in src_langs if lang in ("jv", "su", "ban", "min")})
-    if regional and backend_name != "nllb":
+    if regional and "nllb" not in used:
         from gambarkan.prompt.language import REGIONAL
 
         names = ", ".join(REGIONAL[c] for c in regional)
         notes.append(f"some phrases look {names}; --translator nllb understands regional languages")
+    untranslated: list[str] = []
+    details: list[dict[str, Any]] = []
+    where = dict(zip(todo, range(len(todo))))
+    for i, p in enumerate(phrases):
+        norm = norms[i][0]
+        slot = where.get(i)
+        left = unknown[slot] if slot is not None and used[slot] == "glossary" else []
+        untranslated += [w for w in left if w not in untranslated]
+        details.append({
+            "normalized": norm.text,
+            "changes": [c.to_dict() for c in norm.changes] if slot is not None else [],
+            "backend": used[slot] if slot is not None else "none",
+            "untranslated": left,
+        })
+    if untranslated:
+        notes.append("kept as written (not in the glossary): " + ", ".join(untranslated))
     result = replace_text_segments(text, new_texts)
     segs = [(p, lang, e) for p, lang, e in zip(phrases, langs, new_texts)]
-    return Translation(text, result, backend_name, segs, notes)
+    return Translation(text, result, backend_name, segs, notes, untranslated, details)
 
 
 def translate_pair(
@@ -289,6 +394,33 @@ def _run(backend_name: str, texts: list[str], langs: list[str], cache: Translati
             cache.put(backend_name, texts[i], eng)
             out[i] = eng
     return [v if v is not None else "" for v in out]
+
+
+def _budget_glosses(texts: list[str], indexes: list[int]) -> None:
+    """A culture word's English head noun is said once per prompt ("angkot minibus, ... angkot"),
+    so repeated glosses do not push a long prompt past the 77-token chunk."""
+    import re
+
+    from gambarkan.prompt.backends.glossary import GlossaryTranslator
+
+    glossary = get_backend("glossary")
+    assert isinstance(glossary, GlossaryTranslator)
+    glosses = glossary.glosses()
+    seen: set[str] = set()
+    for i in indexes:
+        text = texts[i]
+        for full, short in glosses.items():
+            if full not in text:
+                continue
+            pattern = re.compile(rf"\b{re.escape(full)}\b")
+            if full in seen:
+                text = pattern.sub(short, text)
+            elif pattern.search(text):
+                seen.add(full)
+                first = pattern.search(text)
+                assert first is not None
+                text = text[: first.end()] + pattern.sub(short, text[first.end():])
+        texts[i] = text
 
 
 def _culture_notes(texts: list[str]) -> list[str]:

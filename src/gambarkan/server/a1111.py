@@ -1,8 +1,9 @@
 """AUTOMATIC1111-compatible API (``/sdapi/v1/*``): same paths, field names and shapes as A1111.
 
 Enough for the ``webuiapi`` client and scripts written against A1111: txt2img, models, samplers,
-options (switching ``sd_model_checkpoint``), progress and interrupt. Features gambarkan does not
-have (hires fix, face restore, scripts) are refused with a 422 naming the field instead of being
+options (switching ``sd_model_checkpoint``), progress and interrupt; the image routes (img2img,
+extras, png-info, upscalers, the hires fix) are in ``a1111_images``. Features gambarkan does not
+have (face restore, scripts) are refused with a 422 naming the field instead of being
 silently ignored.
 """
 
@@ -21,6 +22,7 @@ from gambarkan import __version__
 from gambarkan.errors import GambarkanError, InvalidRequestError
 from gambarkan.request import MAX_SEED
 from gambarkan.sampler_names import infotext_fields
+from gambarkan.server.controlnet import controlnet_fields
 from gambarkan.server.jobs import RUNNING, Job, png_base64
 
 router = APIRouter(tags=["automatic1111"])
@@ -45,12 +47,17 @@ class Txt2ImgBody(BaseModel):
     width: int = Field(512, ge=64, le=2048)
     height: int = Field(512, ge=64, le=2048)
     enable_hr: bool = False
-    hr_scale: float = Field(2.0, ge=1.0, le=4.0)
+    # the hires fix (server.a1111_images.hires_fields)
+    hr_scale: float = Field(2.0, ge=1, le=4)
     hr_upscaler: str | None = Field(None, max_length=200)
     hr_second_pass_steps: int = Field(0, ge=0, le=150)
     hr_resize_x: int = Field(0, ge=0, le=4096)
     hr_resize_y: int = Field(0, ge=0, le=4096)
-    denoising_strength: float | None = Field(None, ge=0.0, le=1.0)
+    denoising_strength: float | None = Field(None, ge=0, le=1)
+    hr_checkpoint_name: str | None = Field(None, max_length=200)
+    hr_sampler_name: str | None = Field(None, max_length=64)
+    hr_prompt: str | None = Field(None, max_length=20_000)
+    hr_negative_prompt: str | None = Field(None, max_length=20_000)
     restore_faces: bool | None = None
     tiling: bool | None = None
     subseed: int = -1
@@ -122,21 +129,13 @@ def to_fields(body: Txt2ImgBody, state: Any) -> dict[str, Any]:
         raise InvalidRequestError(
             f"Script '{body.script_name}' not found", "gambarkan has no A1111 scripts; leave script_name unset"
         )
-    if body.alwayson_scripts:
-        name = next(iter(body.alwayson_scripts))
-        raise InvalidRequestError(
-            f"always on script {name} not found", "gambarkan has no A1111 extensions; leave alwayson_scripts empty"
-        )
+    control = controlnet_fields(body.alwayson_scripts) if body.alwayson_scripts else {}
     if body.styles:
-        raise InvalidRequestError(
-            f"style '{body.styles[0]}' not found: this server has no saved A1111 styles", "leave styles empty (see /sdapi/v1/prompt-styles)"
-        )
+        raise InvalidRequestError(code="style_not_found", params={"name": str(body.styles[0])})
     overrides = body.override_settings or {}
     vae = overrides.get("sd_vae")
     if vae not in ("Automatic", "None", "", None):  # SillyTavern sends "" when no VAE is picked
-        raise InvalidRequestError(
-            f"unknown VAE '{vae}': this server has no separate VAEs", "use \"Automatic\" (see /sdapi/v1/sd-vae)"
-        )
+        raise InvalidRequestError(code="unknown_vae", params={"name": str(vae)})
     clip_skip = overrides.get("CLIP_stop_at_last_layers", body.clip_skip or state.a1111_options.get("CLIP_stop_at_last_layers", 1))
     if not isinstance(clip_skip, int) or isinstance(clip_skip, bool):
         raise InvalidRequestError("override_settings.CLIP_stop_at_last_layers must be an integer 1-12")
@@ -160,17 +159,16 @@ def to_fields(body: Txt2ImgBody, state: Any) -> dict[str, Any]:
         "save": body.save_images,
     }
     # A1111 >= 1.9 sends sampler_name="Euler a", scheduler="Karras"; the request folds them (any pair).
-    if body.enable_hr:  # A1111's hires fix -> the request's hires (first pass, upscale, img2img pass)
-        fields["hires"] = {
-            "scale": body.hr_scale, "upscaler": body.hr_upscaler or "Latent", "steps": body.hr_second_pass_steps or None,
-            "strength": 0.7 if body.denoising_strength is None else body.denoising_strength,
-            "width": body.hr_resize_x or None, "height": body.hr_resize_y or None,
-        }
     sampler = body.sampler_name or body.sampler_index
     if sampler:
         fields["sampler"] = sampler
     if body.scheduler:
         fields["scheduler"] = body.scheduler
+    if body.enable_hr:
+        from gambarkan.server.a1111_images import hires_fields
+
+        fields["hires"] = hires_fields(body)
+    fields.update(control)  # ControlNet units (the sd-webui-controlnet extension's args)
     return fields
 
 
@@ -202,7 +200,7 @@ def info_json(result: Any, body: Txt2ImgBody) -> str:
             "sd_vae_hash": None,
             "seed_resize_from_w": -1,
             "seed_resize_from_h": -1,
-            "denoising_strength": None,
+            "denoising_strength": body.denoising_strength if body.enable_hr else None,
             "extra_generation_params": {"Original prompt": result.original_prompt} if result.translator else {},
             "index_of_first_image": 0,
             "infotexts": [image.parameters for image in result.images],
@@ -519,6 +517,7 @@ async def skip(request: Request) -> dict[str, Any]:
 
 @router.post("/sdapi/v1/interrogate", summary="Image captioning (not available: 501)")
 async def interrogate() -> None:
-    raise NotImplementedYet(
-        "interrogate (image captioning) is not available in gambarkan yet", "write the prompt yourself, or use /sdapi/v1/png-info for a PNG's own prompt"
-    )
+    raise NotImplementedYet(code="interrogate_unavailable")
+from gambarkan.server import a1111_images  # noqa: E402 - its bodies extend Txt2ImgBody above
+
+router.include_router(a1111_images.router)

@@ -19,16 +19,27 @@ log = logging.getLogger("gambarkan.server")
 UIMount = Callable[[Any, ServerState], None]
 
 
+# Routes whose bodies carry images: they get ServerConfig.max_image_body_bytes instead.
+IMAGE_PATHS = frozenset({"/sdapi/v1/img2img", "/sdapi/v1/extra-single-image", "/sdapi/v1/extra-batch-images",
+                         "/sdapi/v1/png-info", "/v1/images/edits", "/v1/images/variations"})
+
+
 class BodyLimitMiddleware:
     """Refuse request bodies over ``limit`` bytes with 413, before anything parses them."""
 
-    def __init__(self, app: Any, limit: int) -> None:
+    def __init__(self, app: Any, limit: int, image_limit: int | None = None) -> None:
         self.app = app
+        self.base_limit = limit
+        self.image_limit = image_limit or limit
         self.limit = limit
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
+            return
+        limit = self.image_limit if scope.get("path") in IMAGE_PATHS else self.base_limit
+        if limit != self.limit:
+            await BodyLimitMiddleware(self.app, limit)(scope, receive, send)
             return
         for name, value in scope.get("headers", []):
             if name == b"content-length":
@@ -97,8 +108,8 @@ def create_app(
 
     from gambarkan.config import Settings
     from gambarkan.errors import DependencyMissingError
-    from gambarkan.server import a1111, native, openai
-    from gambarkan.server.auth import APIKeyMiddleware
+    from gambarkan.server import a1111, controlnet, native, openai, openai_edits
+    from gambarkan.server.auth import APIKeyMiddleware, HostCheckMiddleware
     from gambarkan.server.errors import install_error_handlers
 
     settings = settings or Settings.from_env()
@@ -133,11 +144,15 @@ def create_app(
     app.state.gambarkan = state
     install_error_handlers(app)
     app.include_router(openai.router)
+    app.include_router(openai_edits.router)
     app.include_router(a1111.router)
+    app.include_router(controlnet.router)
     app.include_router(native.router)
     # Outermost first: auth before the body limit, so unauthenticated clients learn nothing else.
-    app.add_middleware(BodyLimitMiddleware, limit=config.max_body_bytes)
+    app.add_middleware(BodyLimitMiddleware, limit=config.max_body_bytes, image_limit=config.max_image_body_bytes)
     app.add_middleware(APIKeyMiddleware, keys=config.api_keys)
+    if not config.api_keys:  # no key: a DNS-rebinding page must not reach it through its own name
+        app.add_middleware(HostCheckMiddleware, allowed_hosts=config.allowed_hosts)
     if mount_ui is not None:
         try:
             mount_ui(app, state)

@@ -88,6 +88,81 @@ def authorized(header: str | None, keys: list[str]) -> bool:
     return False
 
 
+def host_name(header: str) -> str:
+    """The host part of a ``Host`` header, lowercased: ``[::1]:7860`` -> ``::1``, ``Localhost.:80`` -> ``localhost``."""
+    host = header.strip().lower()
+    if host.startswith("["):
+        host = host[1:].partition("]")[0]
+    elif host.count(":") == 1:
+        host = host.partition(":")[0]
+    return host.rstrip(".")
+
+
+def host_allowed(header: str | None, allowed: Iterable[str] = ()) -> bool:
+    """May a server without API keys answer a request for ``header``?
+
+    Loopback names and addresses (``localhost``, ``*.localhost``, 127.0.0.0/8, ``::1``) and the
+    names in ``allowed`` (``*`` allows every name). Anything else may be a DNS-rebinding page: a
+    name the attacker controls, re-pointed at 127.0.0.1, so that the browser lets the page read
+    the answers. A request without a Host header comes from no browser and is let through.
+    """
+    if header is None:
+        return True
+    host = host_name(header)
+    if not host:
+        return False
+    names = {host_name(name) for name in allowed}
+    if "*" in names or host in names:
+        return True
+    return host == "localhost" or host.endswith(".localhost") or is_loopback(host)
+
+
+def _json_response(status: int, code: str, message: str, hint: str, extra_headers: list[tuple[bytes, bytes]] = ()) -> tuple[dict, dict]:
+    body = json.dumps({"error": {"code": code, "message": message, "hint": hint, "status": status}}).encode()
+    start = {
+        "type": "http.response.start",
+        "status": status,
+        "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()), *extra_headers],
+    }
+    return start, {"type": "http.response.body", "body": body}
+
+
+class HostCheckMiddleware:
+    """ASGI middleware for servers without API keys: only loopback ``Host`` names, and the allowed ones.
+
+    Guards every route, the mounted web UI and its websockets included (DNS rebinding, issue 17).
+    """
+
+    def __init__(self, app, allowed_hosts: Iterable[str] = ()) -> None:
+        self.app = app
+        self.allowed_hosts = list(allowed_hosts)
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] not in ("http", "websocket"):
+            await self.app(scope, receive, send)
+            return
+        header = None
+        for name, value in scope.get("headers", []):
+            if name == b"host":
+                header = value.decode("latin-1")
+                break
+        if host_allowed(header, self.allowed_hosts):
+            await self.app(scope, receive, send)
+            return
+        if scope["type"] == "websocket":
+            await send({"type": "websocket.close", "code": 1008})
+            return
+        shown = (header or "")[:100].encode("ascii", "backslashreplace").decode()
+        start, body = _json_response(
+            403,
+            "host_not_allowed",
+            f"host '{shown}' is not allowed: a server without an API key answers only localhost and loopback addresses",
+            "open it as http://127.0.0.1:PORT, or start it with --allow-host NAME (or with --api-key KEY)",
+        )
+        await send(start)
+        await send(body)
+
+
 class APIKeyMiddleware:
     """ASGI middleware guarding every HTTP route but ``PUBLIC_PATHS`` (the UI included)."""
 
@@ -110,25 +185,12 @@ class APIKeyMiddleware:
         if scope["type"] == "websocket":
             await send({"type": "websocket.close", "code": 1008})
             return
-        body = json.dumps(
-            {
-                "error": {
-                    "code": "unauthorized",
-                    "message": "missing or wrong API key",
-                    "hint": "send 'Authorization: Bearer KEY' or HTTP basic auth with the key as password",
-                    "status": 401,
-                }
-            }
-        ).encode()
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 401,
-                "headers": [
-                    (b"content-type", b"application/json"),
-                    (b"content-length", str(len(body)).encode()),
-                    (b"www-authenticate", b'Bearer, Basic realm="gambarkan"'),
-                ],
-            }
+        start, body = _json_response(
+            401,
+            "unauthorized",
+            "missing or wrong API key",
+            "send 'Authorization: Bearer KEY' or HTTP basic auth with the key as password",
+            [(b"www-authenticate", b'Bearer, Basic realm="gambarkan"')],
         )
-        await send({"type": "http.response.body", "body": body})
+        await send(start)
+        await send(body)

@@ -85,9 +85,7 @@ def _usage(prompt: str, images: int) -> dict[str, Any]:
 async def images_generations(request: Request, body: ImageGenerationBody) -> Any:
     state = request.app.state.gambarkan
     if body.background == "transparent":
-        raise BackgroundError(
-            "background 'transparent' is not supported: gambarkan makes opaque images", "leave background unset or use 'opaque'"
-        )
+        raise BackgroundError(code="background_not_supported")
     width, height = parse_size(body.size)
     model = body.model
     if model and OPENAI_MODEL_ALIASES.match(model):

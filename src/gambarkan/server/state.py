@@ -29,6 +29,7 @@ class ServerConfig:
     model: str | None = None
     preset: str | None = None
     api_keys: list[str] = field(default_factory=list)
+    allowed_hosts: list[str] = field(default_factory=list)  # Host names answered without a key, beside loopback
     queue_size: int = 32
     max_width: int = LIMITS["size"][1]
     max_height: int = LIMITS["size"][1]
@@ -36,6 +37,7 @@ class ServerConfig:
     max_images: int = 16
     max_prompt_chars: int = 8000
     max_body_bytes: int = 1024 * 1024
+    max_image_body_bytes: int = 96 * 1024 * 1024  # routes that take images (img2img, extras, edits)
     shutdown_timeout: float = 30.0
     save_outputs: bool = True
     max_attempts: int = 3  # runs of a job that keeps killing the server before it ends failed
@@ -156,6 +158,14 @@ class ServerState:
         model = fields.pop("model", None)
         if model is not None and not isinstance(model, str):
             raise InvalidRequestError("invalid model: must be a model name (see GET /v1/models)")
+        for name in ("init_image", "mask"):  # images over HTTP are data; a server path is never read
+            value = fields.get(name)
+            if isinstance(value, str):
+                from gambarkan.server.a1111_images import image_bytes
+
+                fields[name] = image_bytes(value, name)
+            elif value is not None and not isinstance(value, (bytes, bytearray)) and type(value).__module__.split(".")[0] != "PIL":
+                raise InvalidRequestError(f"{name} must be image data over HTTP", "send the image base64-encoded")
         for name, why in FORBIDDEN_FIELDS.items():
             if fields.get(name) is not None:
                 raise InvalidRequestError(f"{name} cannot be set over HTTP", why)

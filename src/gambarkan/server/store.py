@@ -64,6 +64,7 @@ class StoredError(GambarkanError):
         super().__init__(str(data.get("message") or "the job failed"), None)
         self.data = data
         self.code = str(data.get("code") or "internal_error")
+        self.params = dict(data.get("params") or {})
         self.http_status = int(data.get("status") or 500)
 
     def __str__(self) -> str:
@@ -162,7 +163,7 @@ class JobStore:
                 "INSERT INTO jobs (id, source, preview_every, request, status, attempts, created, pid, pid_started)"
                 " VALUES (?, ?, ?, ?, 'queued', 0, ?, ?, ?)",
                 (
-                    job.id, job.source, job.preview_every, json.dumps(job.request.model_dump(mode="json"), ensure_ascii=False),
+                    job.id, job.source, job.preview_every, json.dumps(job.request.model_dump(mode="json", context={"pixels": True}), ensure_ascii=False),
                     job.created, self.pid, self.pid_started,
                 ),
             )  # fmt: skip

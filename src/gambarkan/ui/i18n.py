@@ -9,13 +9,15 @@ from __future__ import annotations
 
 from typing import Any
 
+from gambarkan.i18n import KINDS, has_text, kind_sentence, render
+
 LANGUAGES = {"id": "Bahasa Indonesia", "en": "English"}
 DEFAULT_LANG = "id"
 
 STRINGS: dict[str, dict[str, str]] = {
     "title": {"id": "# gambarkan", "en": "# gambarkan"},
     "tagline": {
-        "id": "Tulis apa yang ingin Anda lihat, dalam Bahasa Indonesia atau bahasa Inggris, lalu tekan **Gambarkan**.",
+        "id": "Tulis apa yang ingin Anda lihat, dalam bahasa Indonesia atau bahasa Inggris, lalu tekan **Gambarkan**.",
         "en": "Write what you want to see, in Indonesian or English, then press **Generate**.",
     },
     "language": {"id": "Bahasa tampilan", "en": "Interface language"},
@@ -45,8 +47,8 @@ STRINGS: dict[str, dict[str, str]] = {
     "package": {"id": "Paket model", "en": "Model package"},
     "package_default": {"id": "(model bawaan)", "en": "(default model)"},
     "package_info": {
-        "id": "{description}\n\nUkuran unduhan: **{size}** · {state} · Lisensi: {license}",
-        "en": "{description}\n\nDownload size: **{size}** · {state} · Licence: {license}",
+        "id": "{description}\n\nUkuran unduhan: {size} · {state} · Lisensi: {license}",
+        "en": "{description}\n\nDownload size: {size} · {state} · Licence: {license}",
     },
     "package_info_local": {
         "id": "{description}\n\nModel di komputer ini: `{source}` · Lisensi: {license}",
@@ -56,6 +58,24 @@ STRINGS: dict[str, dict[str, str]] = {
     "downloaded": {"id": "✅ sudah terunduh", "en": "✅ downloaded"},
     "not_downloaded": {"id": "⬇️ belum terunduh (diunduh otomatis saat pertama dipakai)", "en": "⬇️ not downloaded (fetched on first use)"},
     "default_model_info": {"id": "Model bawaan: `{model}`", "en": "Default model: `{model}`"},
+    "server_model": {"id": "Model server ini: {model} (bawaan)", "en": "This server's model: {model} (default)"},
+    "server_model_info": {
+        "id": "Server ini dijalankan dengan model `{model}`; itulah yang dipakai kecuali Anda memilih paket lain.",
+        "en": "This server was started with the model `{model}`; it is used unless you choose another package.",
+    },
+    "downloaded_short": {"id": "✅ terunduh", "en": "✅ downloaded"},
+    "not_downloaded_short": {"id": "⬇️ belum terunduh", "en": "⬇️ not downloaded"},
+    "local_folder": {"id": "folder sendiri", "en": "own folder"},
+    "license_unknown_short": {"id": "lisensi belum diketahui", "en": "licence unknown"},
+    "speed_fast": {"id": "cepat", "en": "fast"},
+    "speed_medium": {"id": "sedang", "en": "medium"},
+    "speed_slow": {"id": "lambat", "en": "slow"},
+    # translators in plain words
+    "translator_auto": {"id": "Otomatis (pilih yang terbaik yang tersedia)", "en": "Automatic (the best one available)"},
+    "translator_glossary": {"id": "Kamus bawaan (luring, langsung jalan)", "en": "Built-in glossary (offline, instant)"},
+    "translator_marian": {"id": "Model saraf Marian (luring, unduh ±300 MB sekali)", "en": "Marian neural model (offline, ~300 MB download once)"},
+    "translator_nllb": {"id": "Model saraf NLLB (juga bahasa daerah, unduh ±2,5 GB)", "en": "NLLB neural model (regional languages too, ~2.5 GB download)"},
+    "translator_google": {"id": "Google Terjemahan (daring: prompt dikirim ke Google)", "en": "Google Translate (online: the prompt leaves this machine)"},
     # advanced
     "advanced": {"id": "Pengaturan lanjutan", "en": "Advanced options"},
     "sampler": {"id": "Sampler", "en": "Sampler"},
@@ -79,7 +99,7 @@ STRINGS: dict[str, dict[str, str]] = {
     "gallery": {"id": "Hasil", "en": "Results"},
     "live_preview": {"id": "Pratinjau", "en": "Preview"},
     "parameters": {"id": "Parameter gambar yang dipilih", "en": "Parameters of the selected image"},
-    "send_to_prompt": {"id": "Kirim ke prompt", "en": "Send to prompt"},
+    "send_to_prompt": {"id": "Pakai pengaturan ini", "en": "Use these settings"},
     "caption": {"id": "seed {seed}", "en": "seed {seed}"},
     # status lines
     "status_ready": {"id": "Siap.", "en": "Ready."},
@@ -92,6 +112,9 @@ STRINGS: dict[str, dict[str, str]] = {
     },
     "status_translated": {"id": "Prompt yang dipakai: {prompt}", "en": "Prompt used: {prompt}"},
     "status_cancelling": {"id": "Membatalkan… proses berhenti di langkah berikutnya.", "en": "Cancelling… stopping at the next step."},
+    "status_cancelled": {"id": "⏹️ Dibatalkan. Gambar yang sudah jadi tetap tersimpan.", "en": "⏹️ Cancelled. Images already finished are kept."},
+    "status_eta": {"id": "sisa ±{seconds} detik", "en": "about {seconds} s left"},
+    "size_snapped": {"id": "Ukuran dibulatkan ke kelipatan 8: {width}×{height}.", "en": "Size rounded to a multiple of 8: {width}×{height}."},
     "status_nothing": {"id": "Tidak ada gambar yang sedang dibuat.", "en": "Nothing is being generated."},
     "sent": {"id": "Pengaturan gambar dengan seed {seed} sudah dimasukkan ke formulir.", "en": "The settings of the seed {seed} image are back in the form."},
     "select_first": {"id": "Pilih dulu satu gambar di galeri.", "en": "Select an image in the gallery first."},
@@ -100,6 +123,9 @@ STRINGS: dict[str, dict[str, str]] = {
     "history_search": {"id": "Cari prompt", "en": "Search prompts"},
     "history_refresh": {"id": "Cari", "en": "Search"},
     "history_table": {"id": "Riwayat pembuatan", "en": "Generation history"},
+    "history_gallery": {"id": "Riwayat pembuatan (klik gambar untuk melihat pengaturannya)", "en": "Generation history (click an image for its settings)"},
+    "history_details": {"id": "Pengaturan yang dipilih", "en": "Selected settings"},
+    "history_pick_first": {"id": "Klik dulu satu gambar di riwayat.", "en": "Click an image in the history first."},
     "history_id": {"id": "Nomor riwayat", "en": "History id"},
     "history_reuse": {"id": "Pakai lagi", "en": "Use again"},
     "history_delete": {"id": "Hapus (beserta file gambarnya)", "en": "Delete (with its files)"},
@@ -116,16 +142,19 @@ STRINGS: dict[str, dict[str, str]] = {
     "run_cancelled": {"id": "dibatalkan", "en": "cancelled"},
     "run_failed": {"id": "gagal", "en": "failed"},
     "run_running": {"id": "berjalan", "en": "running"},
-    "run_interrupted": {"id": "terputus", "en": "interrupted"},
+    "run_interrupted": {"id": "terhenti", "en": "interrupted"},
     # models tab
     "models_table": {"id": "Paket model", "en": "Model packages"},
     "models_refresh": {"id": "Muat ulang", "en": "Refresh"},
     "models_pick": {"id": "Paket", "en": "Package"},
     "models_download": {"id": "Unduh", "en": "Download"},
     "models_downloaded": {"id": "Paket {name} siap dipakai.", "en": "Package {name} is ready."},
-    "models_disk": {"id": "Ruang disk yang dipakai paket: **{size}**", "en": "Disk used by packages: **{size}**"},
+    "models_disk": {"id": "Ruang disk yang dipakai paket: {size}", "en": "Disk used by packages: {size}"},
     "col_name": {"id": "nama", "en": "name"},
     "col_title": {"id": "paket", "en": "package"},
+    "col_purpose": {"id": "cocok untuk", "en": "good for"},
+    "col_family": {"id": "keluarga model", "en": "model family"},
+    "col_speed": {"id": "kecepatan", "en": "speed"},
     "col_kind": {"id": "jenis", "en": "type"},
     "col_size": {"id": "ukuran", "en": "size"},
     "col_installed": {"id": "terunduh", "en": "downloaded"},
@@ -142,29 +171,8 @@ STRINGS: dict[str, dict[str, str]] = {
     },
 }
 
-#: One sentence per GambarkanError.code: what happened and what to do, in each language.
-ERRORS: dict[str, dict[str, str]] = {
-    "invalid_request": {"id": "Ada pengaturan yang tidak bisa dipakai.", "en": "One of the settings cannot be used."},
-    "unknown_model": {"id": "Model atau paket itu tidak ditemukan. Lihat daftar di tab Model.", "en": "That model or package was not found. See the list in the Models tab."},
-    "model_load_failed": {"id": "Model tidak bisa dimuat; filenya mungkin rusak. Coba unduh ulang di tab Model.", "en": "The model could not be loaded; its files may be damaged. Try downloading it again in the Models tab."},
-    "unsafe_file": {"id": "File model ini tidak aman dibuka (format pickle). Pakai versi .safetensors.", "en": "This model file is not safe to open (pickle format). Use a .safetensors version."},
-    "network_unavailable": {"id": "Tidak bisa tersambung ke internet untuk mengunduh. Periksa koneksi, atau pilih paket yang sudah terunduh.", "en": "Could not reach the internet to download. Check the connection, or pick a package that is already downloaded."},
-    "out_of_memory": {"id": "Memori tidak cukup. Kecilkan ukuran gambar atau jumlah gambar per batch.", "en": "Not enough memory. Lower the image size or the batch size."},
-    "storage_unavailable": {"id": "Gambar tidak bisa disimpan: disk penuh atau folder tidak bisa ditulisi.", "en": "The image could not be saved: the disk is full or the folder is not writable."},
-    "dependency_missing": {"id": "Ada pustaka yang belum terpasang.", "en": "A library is not installed."},
-    "cancelled": {"id": "Dibatalkan.", "en": "Cancelled."},
-    "queue_full": {"id": "Antrean sedang penuh. Coba lagi beberapa saat lagi.", "en": "The queue is full. Try again in a moment."},
-    "shutting_down": {"id": "Server sedang dimatikan. Coba lagi setelah server menyala kembali.", "en": "The server is shutting down. Try again once it is back."},
-    "queue_unavailable": {"id": "Server tidak bisa mencatat antrean di disk, jadi permintaan Anda belum diterima. Periksa folder GAMBARKAN_HOME (mungkin disk penuh atau folder tidak bisa ditulisi).", "en": "The server cannot record its queue on disk, so the request was not accepted. Check the GAMBARKAN_HOME folder (full or not writable)."},
-    "not_found": {"id": "Data yang dicari tidak ada; mungkin sudah dihapus.", "en": "Nothing found; it may have been deleted."},
-    "history_unavailable": {"id": "Riwayat tidak bisa dibuka saat ini.", "en": "The history cannot be opened right now."},
-    "download_refused": {"id": "Unduhan itu ditolak demi keamanan.", "en": "That download was refused for safety."},
-    "invalid_path": {"id": "Jalur file itu tidak diizinkan.", "en": "That file path is not allowed."},
-    "internal_error": {
-        "id": "Terjadi kesalahan yang tidak terduga saat membuat gambar. Coba lagi; kalau terulang, jalankan `gambarkan doctor`.",
-        "en": "Something unexpected went wrong while making the image. Try again; if it happens again, run `gambarkan doctor`.",
-    },
-}
+#: One sentence per error kind (the class's code), shared with the CLI: ``gambarkan.i18n.KINDS``.
+ERRORS: dict[str, dict[str, str]] = KINDS
 
 
 def t(key: str, lang: str = DEFAULT_LANG, **values: Any) -> str:
@@ -180,12 +188,22 @@ def decimal(value: float, lang: str = DEFAULT_LANG, digits: int = 1) -> str:
     return text.replace(".", ",") if lang == "id" else text
 
 
+def _markdown_safe(text: str) -> str:
+    """``text`` for a Markdown box: commands in backticks stay code, HTML and emphasis marks stay plain."""
+    return text.replace("<", "&lt;").replace("*", "\\*")
+
+
 def explain_error(error: BaseException, lang: str = DEFAULT_LANG) -> str:
-    """A readable Markdown message for ``error``: a sentence in ``lang``, then the exact detail."""
+    """A readable Markdown message for ``error`` in ``lang``.
+
+    An error with a text in ``lang`` (by its code) is that line; an older one without it gets the
+    general sentence of its kind, then its exact (English) detail.
+    """
     from gambarkan.errors import GambarkanError
 
+    title = t("error_title", lang)
     if isinstance(error, GambarkanError):
-        entry = ERRORS.get(getattr(error, "code", ""), ERRORS["internal_error"])  # a code we do not know is our fault
-        sentence = entry.get(lang) or entry[DEFAULT_LANG]
-        return f"**{t('error_title', lang)}:** {sentence}\n\n`{error}`"
-    return f"**{t('error_title', lang)}:** {t('error_unexpected', lang, kind=type(error).__name__)}"
+        if error.code != error.kind and has_text(error, lang):
+            return f"**{title}:** {_markdown_safe(render(error, lang))}"
+        return f"**{title}:** {kind_sentence(error, lang)}\n\n{_markdown_safe(str(error))}"
+    return f"**{title}:** {t('error_unexpected', lang, kind=type(error).__name__)}"

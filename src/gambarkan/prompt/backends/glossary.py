@@ -137,6 +137,11 @@ class Lexicon:
     def default(cls) -> Lexicon:
         return _default_lexicon()
 
+    @classmethod
+    def for_language(cls, lang: str) -> Lexicon:
+        """The default lexicon with the sense table of a regional language on top (``jv``, ``su``)."""
+        return _regional_lexicon(lang)
+
     def lookup(self, key: str) -> list[Entry]:
         return self.by_source.get(key.lower(), [])
 
@@ -147,6 +152,29 @@ class Lexicon:
 @lru_cache(maxsize=1)
 def _default_lexicon() -> Lexicon:
     return Lexicon(load_entries())
+
+
+REGIONAL_SENSES = DATA_DIR / "regional_senses.tsv"
+
+
+@lru_cache(maxsize=8)
+def _regional_lexicon(lang: str) -> Lexicon:
+    """Regional senses first: a word they list loses its Indonesian senses on a line in that language."""
+    base = _default_lexicon()
+    own: list[Entry] = []
+    if REGIONAL_SENSES.exists():
+        for lineno, line in enumerate(REGIONAL_SENSES.read_text(encoding="utf-8").splitlines(), 1):
+            if not line.strip() or line.startswith("#"):
+                continue
+            code, _, rest = line.partition("\t")
+            if code.strip() == lang:
+                entry = parse_line(rest, f"regional_senses.tsv:{lineno}", "regional")
+                if entry is not None:
+                    own.append(entry)
+    if not own:
+        return base
+    mine = {e.source for e in own}
+    return Lexicon(own + [e for e in base.entries if e.source not in mine])
 
 
 # --------------------------------------------------------------------------- morphology
@@ -232,6 +260,10 @@ def analyze_word(word: str, lex: Lexicon) -> Tok | None:
     if low.endswith("an") and len(low) > 5:
         candidates.append(("an", low[:-2]))
     for affix, root in candidates:
+        colour = [e for e in lex.lookup(root) if e.pos == "adj" and e.cls == "color"]
+        if affix == "me" and colour:  # memerah, menguning: turning red, turning yellow
+            return Tok(word, "lex", [Entry(word, f"turning {colour[0].english}", "v", area=colour[0].area)], affix="me")
+    for affix, root in candidates:
         found = lex.lookup(root)
         if not found:
             continue
@@ -285,6 +317,56 @@ def pluralize(phrase: str) -> str:
     else:
         plural = last + "s"
     return f"{head} {plural}" if head else plural
+
+
+IRREGULAR_DEGREES = {
+    "good": ("better", "best"), "bad": ("worse", "worst"), "far": ("farther", "farthest"),
+    "many": ("more", "most"), "much": ("more", "most"), "few": ("fewer", "fewest"), "little": ("less", "least"),
+    "kind": ("kinder", "kindest"), "fun": ("more fun", "most fun"),
+}
+YOUNG_ANIMALS = {
+    "cat": "kitten", "dog": "puppy", "chicken": "chick", "duck": "duckling", "goose": "gosling",
+    "swan": "cygnet", "horse": "foal", "cow": "calf", "water buffalo": "water buffalo calf", "goat": "kid goat",
+    "sheep": "lamb", "pig": "piglet", "deer": "fawn", "lion": "lion cub", "tiger": "tiger cub", "bear": "bear cub",
+    "fox": "fox cub", "wolf": "wolf pup", "owl": "owlet", "eagle": "eaglet", "rabbit": "baby rabbit",
+    "kangaroo": "joey", "elephant": "baby elephant", "frog": "froglet", "fish": "fry", "seal": "seal pup",
+    "panda": "panda cub", "monkey": "baby monkey", "bird": "baby bird",
+}
+
+
+RIDEABLE = {
+    "horse", "pony", "donkey", "camel", "elephant", "dragon", "unicorn", "tiger", "buffalo", "motorbike", "motorcycle",
+    "scooter", "bicycle", "bike", "car", "bus", "minibus", "train", "tram", "boat", "ship", "canoe", "raft", "plane",
+    "airplane", "helicopter", "pedicab", "rickshaw", "taxi", "truck", "skateboard", "surfboard", "sled", "carriage",
+    "cart", "spaceship", "rocket", "balloon", "escalator", "elevator", "ferry", "yacht", "jeep", "vespa",
+}
+
+
+def degree(adjective: str, kind: str, entry: Entry | None = None) -> str:
+    """English comparative (kind "cmp": "taller") or superlative ("sup": "tallest") of an adjective."""
+    if entry is not None and entry.get(kind):
+        return entry.get(kind) or adjective
+    words = adjective.split()
+    if len(words) != 1:
+        return ("more " if kind == "cmp" else "most ") + adjective
+    w = adjective.lower()
+    if w in IRREGULAR_DEGREES:
+        return IRREGULAR_DEGREES[w][0 if kind == "cmp" else 1]
+    suffix = "er" if kind == "cmp" else "est"
+    syllables = len(re.findall(r"[aeiouy]+", w.rstrip("e") or w))
+    if w.endswith("y") and len(w) > 2 and w[-2] not in "aeiou" and syllables <= 2:
+        return w[:-1] + "i" + suffix
+    if syllables > 1 or w.endswith(("ed", "ing", "ful", "ous", "ive", "al", "ic")):
+        return ("more " if kind == "cmp" else "most ") + adjective
+    if w.endswith("e"):
+        return w + suffix[1:]
+    if re.fullmatch(r"[^aeiou]*[aeiou][^aeiouwxy]", w):
+        return w + w[-1] + suffix  # big -> bigger, hot -> hottest
+    return w + suffix
+
+
+def _graded(e: Entry, english: str, pos: str, kind: str) -> Entry:
+    return Entry(e.source, english, pos, e.cls, e.flags | {kind}, tuple(v for v in e.values if v[0] != "after_verb"), e.area)
 
 
 def indefinite_article(word: str) -> str:
@@ -356,10 +438,25 @@ class GlossaryTranslator:
 
     def __init__(self, lexicon: Lexicon | None = None) -> None:
         self.lex = lexicon or Lexicon.default()
+        self._regional: dict[str, GlossaryTranslator] = {}
+        self._glosses: dict[str, str] | None = None
 
     # -- public
     def translate(self, texts: list[str], langs: list[str] | None = None) -> list[str]:
-        return [self.translate_text(t) for t in texts]
+        langs = langs or ["id"] * len(texts)
+        return [self._for(lang).translate_text(t) for t, lang in zip(texts, langs)]
+
+    def _for(self, lang: str) -> GlossaryTranslator:
+        """This translator with a regional language's senses (the same one for Indonesian)."""
+        if lang in ("id", "mixed", "en", "und") or self.lex is not Lexicon.default():
+            return self
+        regional = Lexicon.for_language(lang)
+        if regional is self.lex:
+            return self
+        cached = self._regional.get(lang)
+        if cached is None:
+            cached = self._regional[lang] = GlossaryTranslator(regional)
+        return cached
 
     def translate_text(self, text: str) -> str:
         """Translate one plain text phrase (no A1111 syntax inside)."""
@@ -370,6 +467,19 @@ class GlossaryTranslator:
             return text
         toks = self.lex_tokens(core)
         return lead + self.render(toks) + trail
+
+    def unknown_words(self, text: str, lang: str = "id") -> list[str]:
+        """Words of ``text`` the glossary does not know: kept in place and reported (never reordered)."""
+        return [t.text for t in self._for(lang).lex_tokens(text.strip()) if t.kind == "unk"]
+
+    def glosses(self) -> dict[str, str]:
+        """Culture words with an English head noun: "angkot minibus" -> "angkot" (gloss budgeting)."""
+        if self._glosses is None:
+            self._glosses = {
+                e.english: e.source for e in self.lex.entries
+                if e.get("note") and e.english.lower().startswith(e.source + " ") and len(e.english) > len(e.source)
+            }
+        return self._glosses
 
     def explain(self, text: str) -> list[str]:
         """Notes for culture words in ``text`` ("kebaya: traditional Indonesian blouse")."""
@@ -401,12 +511,31 @@ class GlossaryTranslator:
                     toks.append(Tok(word, "punct"))
                 i += 1
                 continue
+            graded = self._graded(raw, i)
+            if graded is not None:
+                n, tok = graded
+                toks.append(tok)
+                i += n
+                continue
+            if word.lower() in ("naik", "menaiki", "mengendarai", "menunggangi") and self._rideable(raw, i + 1):
+                toks.append(Tok(word, "lex", [Entry(word.lower(), "riding", "v")]))  # naik kuda: riding, not rising
+                i += 1
+                continue
+            young = self._young(raw, i)
+            if young is not None:
+                toks.append(young)
+                i += 2
+                continue
             match = None
             for n in range(min(self.lex.max_words, len(raw) - i), 1, -1):
                 words = raw[i : i + n]
                 if not all(w[0].isalpha() for w in words):
                     continue
                 found = self.lex.lookup(" ".join(words))
+                last = words[-1].lower()
+                if not found and last.endswith(("nya", "ku", "mu")):  # buah hatinya: buah hati + -nya
+                    stem = last[: -3 if last.endswith("nya") else -2]
+                    found = self.lex.lookup(" ".join([*words[:-1], stem])) if len(stem) >= 3 else []
                 if found and not (n > 2 and all(e.pos == "prep" for e in found) and self._noun_goes_on(raw, i + n)):
                     match = (n, found)
                     break
@@ -421,13 +550,20 @@ class GlossaryTranslator:
                 toks.append(tok)
                 i += n
                 continue
+            if i > 0 and raw[i - 1] in ("a", "an", "the") and word.lower() in self.lex.english_words:
+                toks.append(Tok(word, "en"))  # "a cat": English after an English article ("cat" is also "paint")
+                i += 1
+                continue
             tok = analyze_word(word, self.lex)
+            if tok is not None and tok.affix == "ter" and all(e.pos == "adj" for e in tok.entries):
+                adj = tok.entries[0]  # tertinggi: the highest
+                tok = Tok(word, "lex", [_graded(adj, degree(adj.english, "sup", adj), "adj", "sup")], affix="ter")
             if tok is None:
                 low = word.lower()
                 if low in self.lex.english_words or low in english_words():
                     tok = Tok(word, "en")
-                elif word[0].isupper():
-                    tok = Tok(word, "name")
+                elif word[0].isupper() or toks and toks[-1].kind == "lex" and toks[-1].entries[0].get("title"):
+                    tok = Tok(word, "name")  # "gunung singgalang": a name after a title word, not an unknown word
                 else:
                     tok = Tok(word, "unk")
             toks.append(tok)
@@ -441,6 +577,60 @@ class GlossaryTranslator:
             else:
                 merged.append(tok)
         return merged
+
+    def _graded(self, raw: list[str], i: int) -> tuple[int, Tok] | None:
+        """lebih/jauh lebih/paling + adjective: "lebih tinggi dari" -> "taller than", "paling besar" -> "the biggest"."""
+        low = [w.lower() for w in raw]
+        j, much = i, False
+        if low[j] == "jauh" and j + 1 < len(raw) and low[j + 1] == "lebih":
+            j, much = j + 1, True
+        kind = {"lebih": "cmp", "paling": "sup"}.get(low[j])
+        if kind is None or j + 1 >= len(raw) or not raw[j + 1][0].isalpha():
+            return None
+        word = low[j + 1]
+        if word in ("banyak", "sedikit"):  # lebih banyak orang: more people; lebih sedikit: fewer
+            english = {("cmp", "banyak"): "more", ("sup", "banyak"): "the most", ("cmp", "sedikit"): "fewer",
+                       ("sup", "sedikit"): "the fewest"}[(kind, word)]
+            return j + 2 - i, Tok(" ".join(raw[i : j + 2]), "lex", [Entry(word, english, "det", flags=frozenset({"pl"}))])
+        tok = analyze_word(raw[j + 1], self.lex)
+        adj = tok.pick("adj") if tok is not None else None
+        if adj is None:
+            return None
+        english = degree(adj.english, kind, adj)
+        if much:
+            english = "much " + english
+        end = j + 2
+        if kind == "cmp" and end < len(raw) and low[end] in ("dari", "daripada"):
+            english += " than"  # the comparison follows the noun: "a building taller than a mountain"
+            end += 1
+            if end < len(raw) and low[end] in ("biasanya", "sebelumnya"):
+                english += " usual" if low[end] == "biasanya" else " before"
+                end += 1
+            return end - i, Tok(" ".join(raw[i:end]), "lex", [_graded(adj, english, "v", kind)])
+        return end - i, Tok(" ".join(raw[i:end]), "lex", [_graded(adj, english, "adj", kind)])
+
+    def _rideable(self, raw: list[str], k: int) -> bool:
+        """Whether ``raw[k]`` starts a vehicle or a mount (the sense of "naik" depends on its object)."""
+        if k >= len(raw) or not raw[k][0].isalpha():
+            return False
+        for n in range(min(3, len(raw) - k), 0, -1):
+            found = self.lex.lookup(" ".join(raw[k : k + n]))
+            if found:
+                return any(e.pos == "n" and (e.english.split()[-1] in RIDEABLE or e.english in RIDEABLE) for e in found)
+        tok = analyze_word(raw[k], self.lex)
+        return tok is not None and any(e.pos == "n" and e.english.split()[-1] in RIDEABLE for e in tok.entries)
+
+    def _young(self, raw: list[str], i: int) -> Tok | None:
+        """anak + animal is the young animal: anak bebek -> duckling (when no set phrase says otherwise)."""
+        if raw[i].lower() != "anak" or i + 1 >= len(raw) or self.lex.lookup(f"{raw[i]} {raw[i + 1]}".lower()):
+            return None
+        tok = analyze_word(raw[i + 1], self.lex)
+        animal = next((e for e in tok.entries if e.pos == "n" and e.area == "animals"), None) if tok else None
+        if animal is None:
+            return None
+        english = YOUNG_ANIMALS.get(animal.english, f"baby {animal.english}")
+        entry = Entry(f"anak {animal.source}", english, "n", flags=animal.flags - {"mass"}, area="animals")
+        return Tok(f"{raw[i]} {raw[i + 1]}", "lex", [entry], plural=tok.plural if tok else False)
 
     def _noun_goes_on(self, raw: list[str], k: int) -> bool:
         """Whether ``raw[k]`` continues a noun that a set phrase would cut off.
@@ -530,10 +720,12 @@ class GlossaryTranslator:
                 start_det(tok.text, tok.text != "1")
                 prev = "num"
                 continue
-            if tok.kind == "unk" and UNKNOWN_VERB.match(tok.text.lower()):
-                flush(article=True)  # an unknown me-/ber-/di- word is most likely a verb: keep it in place
+            if tok.kind == "unk":
+                # an unknown word stays exactly where it was: nothing is reordered around it
+                verbish = bool(UNKNOWN_VERB.match(tok.text.lower()))
+                flush(article=verbish)
                 out.append(tok.text)
-                prev = "v"
+                prev = "v" if verbish else "unk"
                 continue
             if tok.kind in ("en", "name", "unk"):
                 self._add_word(np, tok.text, tok.kind)
@@ -648,6 +840,8 @@ class GlossaryTranslator:
                 else:
                     a = adj or e
                     np.add_mod(a.order, a.english)
+                    if "sup" in a.flags and not np.det:
+                        np.det = "the"
                     prev = "adj"
                 continue
             if adj is not None and (e is adj or noun is None or noun.pos != "name" and prev in ("adj", "adv")):
@@ -659,6 +853,8 @@ class GlossaryTranslator:
                     np.joiner = ""
                 else:
                     np.add_mod(adj.order, text)
+                if "sup" in adj.flags and not np.det:
+                    np.det = "the"
                 prev = "adj"
                 continue
             assert noun is not None
@@ -737,6 +933,8 @@ def _join(parts: list[str]) -> str:
         else:
             text += " " + part
     text = re.sub(r"\s+", " ", text).strip()
+    # gloss budget: a culture word's English head noun is not said twice ("kebaya blouse blouse")
+    text = re.sub(r"\b([a-z]{3,}) \1\b", r"\1", text)
     return re.sub(r"\b([Aa]n?) (\w+)", lambda m: _article(m.group(1), m.group(2)), text)
 
 

@@ -116,20 +116,76 @@ class MarianBackend(Seq2SeqBackend):
         return [_clean(t) for t in self._tokenizer.batch_decode(out, skip_special_tokens=True)]
 
 
+def _hub_address() -> tuple[str, int]:
+    from urllib.parse import urlparse
+
+    from gambarkan.models.urlpolicy import configured_endpoint
+
+    url = urlparse(configured_endpoint())
+    return url.hostname or "huggingface.co", url.port or (80 if url.scheme == "http" else 443)
+
+
+def hub_reachable(timeout: float = 3.0) -> bool:
+    """Whether the Hugging Face Hub (``HF_ENDPOINT``) accepts a connection; False when HF_HUB_OFFLINE is set."""
+    import socket
+
+    from huggingface_hub import constants
+
+    if constants.HF_HUB_OFFLINE:
+        return False
+    try:
+        socket.create_connection(_hub_address(), timeout=timeout).close()
+    except OSError:
+        return False
+    return True
+
+
+def download(model_id: str = MODEL_ID, progress: bool = True) -> Path:
+    """Fetch the Marian tokenizer and weights once into the HF cache (safetensors when the repo has them).
+
+    Used by ``auto`` when the Hub can be reached; a progress bar shows on stderr unless disabled.
+    """
+    try:
+        from huggingface_hub import HfApi, snapshot_download
+        from huggingface_hub.utils import disable_progress_bars, enable_progress_bars
+    except ImportError:
+        raise DependencyMissingError("downloading marian needs huggingface_hub", "pip install huggingface_hub") from None
+    from gambarkan.models import urlpolicy
+
+    urlpolicy.install()
+    endpoint = urlpolicy.configured_endpoint()
+    if progress:
+        import sys
+
+        print(f"gambarkan: downloading the marian translator ({model_id}, ~300 MB) once", file=sys.stderr, flush=True)
+    try:
+        tree = HfApi(endpoint=endpoint).list_repo_tree(model_id)
+        sizes = {f.path: int(getattr(f, "size", 0) or 0) for f in tree if hasattr(f, "size")}
+        weights = next((f for f in WEIGHT_FILES if f in sizes), None)
+        if weights is None:
+            raise ModelLoadError(f"{model_id} has no weights file ({' or '.join(WEIGHT_FILES)})", "use --translator glossary")
+        wanted = [f for f in sizes if f.endswith((".json", ".spm", ".txt", ".model"))] + [weights]
+        (enable_progress_bars if progress else disable_progress_bars)()
+        with urlpolicy.size_cap(max(sizes[f] for f in wanted)):
+            return Path(snapshot_download(model_id, allow_patterns=wanted, endpoint=endpoint))
+    except ModelLoadError:
+        raise
+    except Exception as exc:  # huggingface_hub raises many kinds for network and HTTP failures
+        detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise NetworkError(code="translator_download_failed", params={"model": model_id, "detail": detail}) from None
+
+
 def require_hub(model_id: str, backend: str, size: str, timeout: float = 3.0) -> None:
     """Fail in seconds, not minutes of retries, when weights must be downloaded but the Hub is unreachable."""
     import socket
-    from urllib.parse import urlparse
-
-    from huggingface_hub import constants
 
     from gambarkan.models import urlpolicy
 
     urlpolicy.install()  # the download that follows obeys the same URL policy as model pulls
 
-    host = urlparse(constants.ENDPOINT).hostname or "huggingface.co"
+    host = _hub_address()[0]
     try:
-        socket.create_connection((host, 443), timeout=timeout).close()
+        socket.create_connection(_hub_address(), timeout=timeout).close()
     except OSError:
         raise NetworkError(
             f"the {backend} translator's weights ({model_id}) are not downloaded and {host} cannot be reached",
