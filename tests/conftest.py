@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+import signal
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -11,6 +13,43 @@ import pytest
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+_SIGINT_SEEN = threading.Event()
+
+
+def _on_sigint(signum: int, frame: object) -> None:
+    _SIGINT_SEEN.set()
+    raise KeyboardInterrupt
+
+
+@pytest.fixture(autouse=True, scope="session")
+def ctrl_c_stops_in_process_cli():
+    """Ctrl-C during an in-process CLI test stops pytest.
+
+    The CLI turns Ctrl-C into "interrupted" and exit 130 (and click's CliRunner keeps the exit),
+    so the test run would go on; a Ctrl-C seen during ``CliRunner.invoke`` is raised again after it.
+    """
+    from click.testing import CliRunner
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, _on_sigint)
+    original = CliRunner.invoke
+
+    def invoke(self, *args, **kwargs):
+        result = original(self, *args, **kwargs)
+        if _SIGINT_SEEN.is_set():
+            raise KeyboardInterrupt
+        return result
+
+    CliRunner.invoke = invoke
+    try:
+        yield _SIGINT_SEEN
+    finally:
+        CliRunner.invoke = original
+        signal.signal(signal.SIGINT, previous)
 
 
 @pytest.fixture(autouse=True)
@@ -67,3 +106,11 @@ def tiny_controlnet_dir(tiny_sd15_dir: Path, tmp_path_factory: pytest.TempPathFa
     from gambarkan.testing import save_tiny_controlnet
 
     return save_tiny_controlnet(tmp_path_factory.mktemp("models") / "tiny-controlnet", tiny_sd15_dir)
+
+
+@pytest.fixture(scope="session")
+def tiny_ip_adapter_dir(tiny_sd15_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny random IP-Adapter (weights + image encoder) matching the tiny SD 1.x model."""
+    from gambarkan.testing import save_tiny_ip_adapter
+
+    return save_tiny_ip_adapter(tmp_path_factory.mktemp("models") / "tiny-ip-adapter", tiny_sd15_dir)

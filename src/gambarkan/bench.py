@@ -226,7 +226,10 @@ def run_bench(
 def format_bench(result: BenchResult) -> str:
     """The plain-text report of ``run_bench`` (what ``gambarkan bench`` prints)."""
     cpu = result.cpu
-    spread = lambda runs: f"{min(runs):.3f} / {statistics.median(runs):.3f} / {max(runs):.3f}"  # noqa: E731
+
+    def spread(runs: list[float]) -> str:
+        return f"{min(runs):.3f} / {statistics.median(runs):.3f} / {max(runs):.3f}"
+
     return (
         f"{result.model} on {result.device} ({result.dtype}), {result.width}x{result.height}, {result.steps} steps, {result.rounds} rounds\n"
         f"  CPU:             {cpu.get('name')}: {cpu.get('summary')}; {result.threads.get('ours')} torch threads on both sides\n"

@@ -24,6 +24,7 @@ MESSAGES: dict[str, tuple[str, str | None]] = {
     "size_not_multiple_of_8": ("{field} {value} is not a multiple of 8", "try {suggestion}"),
     "value_out_of_range": ("{field} {value} is out of range", "use a value from {lo} to {hi}"),
     "unknown_option": ("unknown option '{field}'", "see: gambarkan generate --help"),
+    "openvino_unavailable": ("OpenVINO cannot run {model} here", "it needs `pip install openvino` and an SD 1.x/2.x model in fp32 on the CPU"),
     "invalid_value": ("invalid {field}: {detail}", None),
     "prompt_has_nul": ("prompt contains a NUL character", None),
     "prompt_too_long": ("prompt is longer than {limit} characters", None),
@@ -51,6 +52,32 @@ MESSAGES: dict[str, tuple[str, str | None]] = {
         "package '{name}' is not downloaded and offline mode is on",
         "run `gambarkan models pull {name}` with a connection (check it with `gambarkan doctor`), or use --model PATH",
     ),
+    # IP-Adapter (engine/ip_adapter.py)
+    "ip_adapter_missing": ("IP-Adapter '{name}' does not exist", "check the path"),
+    "ip_adapter_unknown": ("unknown IP-Adapter '{name}'", "{did_you_mean}put an IP-Adapter folder in {folder} or give its path"),
+    "ip_adapter_none": ("no IP-Adapter model is installed", "put an IP-Adapter folder in {folder} or give --ip-adapter-model PATH"),
+    "ip_adapter_unnamed": ("no IP-Adapter model was named", "name one with --ip-adapter-model NAME|PATH ({names})"),
+    # image inputs (inputs/images.py, engine/tasks.py, models/upscalers.py)
+    "image_not_found": ("{what}: file not found: {path}", "check the path"),
+    "image_not_regular_file": ("{what}: {path} is not a regular file", "give an image file (PNG, JPEG, WebP)"),
+    "image_too_large_bytes": ("{what}: the image is {size_mb} MiB, over the {limit_mb} MiB limit", "save it smaller (JPEG or WebP)"),
+    "image_not_base64": ("{what}: not an image file and not valid base64", "give a path, a data URL or base64 of a PNG/JPEG/WebP"),
+    "image_empty": ("{what}: the image is empty", "give a path, a data URL or base64 of an image"),
+    "image_unreadable": ("{what}: not an image (or a format gambarkan does not read)", "give a PNG, JPEG, WebP, GIF, BMP or TIFF file"),
+    "image_decompression_bomb": ("{what}: the image claims a size far over the pixel limit (decompression bomb); the limit is {limit_mp} MP", "give a smaller image"),
+    "image_too_many_pixels": ("{what}: the image is {width}x{height} ({mp} MP), over the {limit_mp} MP limit", "resize it to at most {fit_width}x{fit_height}"),
+    "image_damaged": ("{what}: the image is damaged or truncated ({reason})", "save or download it again"),
+    "input_image_gone": ("{what}: the input image {path} is no longer there", "pass the image again (--image PATH)"),
+    "input_image_changed": ("{what}: the input image {path} changed since that run (hash {old}, now {new})", "pass --image to use it as it is now"),
+    "input_image_not_kept": ("{what}: this run's input image was uploaded, not a file, so it was not kept", "pass the image again (--image PATH)"),
+    "needs_init_image": ("{field} needs an input image", "give the image to work on (--image PATH)"),
+    "mask_size_mismatch": ("the mask is {mask_width}x{mask_height} but the image is {width}x{height}", "give a mask of the same size, or let gambarkan resize it (--mask-resize / mask_resize=true)"),
+    "mask_empty": ("the mask is empty: nothing would be repainted", "white = repaint; if yours is the other way round, use --mask-invert"),
+    "mask_full": ("the mask covers the whole image, which is img2img", "leave the mask out, or paint only the part to change"),
+    "mask_no_alpha": ("the input image has no transparent area to use as the mask", "give a PNG with transparency, or a mask (--mask PATH)"),
+    "outpaint_not_multiple_of_8": ("the outpainted canvas would be {width}x{height}, not a multiple of 8", "add pixels so the canvas is a multiple of 8, e.g. {suggestion}"),
+    "unknown_upscaler": ("unknown upscaler '{name}'", "{did_you_mean}see: gambarkan upscale --list"),
+    "strength_runs_no_step": ("{field} {strength} with {steps} steps runs no denoising step", "raise the steps to {need} or the strength"),
     # storage and memory
     "disk_full_download": (
         "not enough free disk for '{name}': it needs {needed_mb} MB, {free_mb} MB are free in {path}",
@@ -68,6 +95,28 @@ MESSAGES: dict[str, tuple[str, str | None]] = {
     "gpu_out_of_memory": (
         "the GPU ran out of memory even in memory mode {mode}",
         "try a smaller size or batch, --memory minimal, or a lighter package like 'umum'",
+    ),
+    # devices and model families
+    "bf16_unsupported": (
+        "this GPU (compute capability {major}.{minor}) has no bf16 hardware",
+        "use --dtype fp16 or auto (bf16 needs 8.0 or newer, e.g. an A100 or L4)",
+    ),
+    "gguf_needs_base": (
+        "{file} holds only the {family} transformer; the text encoders and VAE come from a base model",
+        "install a {family} package first (e.g. gambarkan models pull flux-schnell), or use that package",
+    ),
+    # batch, variations, Ray (inputs/batch.py, prompt/variations.py, scale/ray.py)
+    "batch_file_not_found": ("file not found: {path}", "check the path of the prompt file"),
+    "batch_input_empty": ("{name} is empty", "write one prompt per line, or JSONL/CSV rows with a prompt field"),
+    "batch_unknown_field": ("{where}: unknown field '{name}'", "{did_you_mean}fields: {fields}, ..."),
+    "wildcard_missing": (
+        "wildcard __{name}__ has no file {name}.txt in {where}",
+        "create {name}.txt there with one choice per line, or set GAMBARKAN_WILDCARDS to your wildcard folder",
+    ),
+    "ray_not_installed": ("--ray needs Ray, which is not installed", "{install}"),
+    "ray_unreachable": (
+        "cannot reach the Ray cluster at {address}: {reason}",
+        "start it with `ray start --head`, or check the address and the firewall",
     ),
 }
 

@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationIn
 
 from gambarkan.errors import InvalidRequestError
 from gambarkan.inputs.control import ControlUnit
+from gambarkan.inputs.ip_adapter import IPAdapterUnit
 from gambarkan.inputs.images import ImageInput
 
 DEFAULTS: dict[str, Any] = {
@@ -164,6 +165,7 @@ class GenerationRequest(BaseModel):
     outpaint: Outpaint | None = None
     hires: Hires | None = None
     controlnet: tuple[ControlUnit, ...] = ()  # ControlNet units (sd-webui-controlnet's fields)
+    ip_adapter: IPAdapterUnit | None = None  # a reference image (inputs.ip_adapter)
 
     def __init__(self, **data: Any) -> None:
         try:

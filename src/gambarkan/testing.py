@@ -394,12 +394,18 @@ def main(argv: list[str] | None = None) -> int:
     control.add_argument("directory")
     control.add_argument("--base", required=True, help="the tiny model folder it must match")
     control.add_argument("--seed", type=int, default=0)
+    ip = sub.add_parser("tiny-ip-adapter", help="write a tiny random IP-Adapter (with image encoder) matching a tiny model")
+    ip.add_argument("directory")
+    ip.add_argument("--base", required=True, help="the tiny model folder it must match")
+    ip.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     from gambarkan.cli.common import quiet_libraries
 
     quiet_libraries()  # the path alone on stdout, no library chatter on stderr
     if args.command == "tiny-controlnet":
         path = save_tiny_controlnet(args.directory, args.base, args.seed)
+    elif args.command == "tiny-ip-adapter":
+        path = save_tiny_ip_adapter(args.directory, args.base, args.seed)
     else:
         path = save_tiny_model(args.directory, args.arch, args.seed)
     print(path)
@@ -643,3 +649,47 @@ def save_tiny_upscaler(path: Path | str, scale: int = 4, seed: int = 0) -> Path:
 
 if __name__ == "__main__":
     raise SystemExit(main())
+
+
+IMAGE_ENCODER = dict(hidden_size=32, intermediate_size=37, projection_dim=32, num_hidden_layers=2, num_attention_heads=4, image_size=32, patch_size=8)
+
+
+def save_tiny_ip_adapter(directory: Path | str, base: Path | str, seed: int = 0) -> Path:
+    """Save a tiny random IP-Adapter for the tiny model at ``base``: ``ip-adapter.safetensors``
+    (``image_proj.*`` + ``ip_adapter.*`` keys, as h94/IP-Adapter's files) and a tiny
+    ``image_encoder/`` (CLIPVisionModelWithProjection) beside it, the folder ``--ip-adapter-model DIR``
+    loads. Built the way diffusers' own tests build IP-Adapter state dicts, with larger key/value
+    weights so the reference image visibly changes the output."""
+    import torch
+    from diffusers import UNet2DConditionModel
+    from diffusers.models.embeddings import ImageProjection
+    from safetensors.torch import save_file
+    from transformers import CLIPVisionConfig, CLIPVisionModelWithProjection
+
+    unet = UNet2DConditionModel.from_pretrained(Path(base) / "unet")
+    cfg = unet.config
+    cross = cfg.cross_attention_dim
+    torch.manual_seed(seed)
+    tensors: dict[str, Any] = {}
+    key_id = 1
+    for name in unet.attn_processors:
+        if name.endswith("attn1.processor"):
+            continue  # self-attention: IP-Adapter keys only exist for cross-attention (ids 1, 3, 5 ...)
+        if name.startswith("mid_block"):
+            hidden = cfg.block_out_channels[-1]
+        elif name.startswith("up_blocks"):
+            hidden = list(reversed(cfg.block_out_channels))[int(name[len("up_blocks.")])]
+        else:
+            hidden = cfg.block_out_channels[int(name[len("down_blocks.")])]
+        tensors[f"ip_adapter.{key_id}.to_k_ip.weight"] = torch.randn(hidden, cross) * 0.5
+        tensors[f"ip_adapter.{key_id}.to_v_ip.weight"] = torch.randn(hidden, cross) * 0.5
+        key_id += 2
+    proj = ImageProjection(cross_attention_dim=cross, image_embed_dim=IMAGE_ENCODER["projection_dim"], num_image_text_embeds=4).state_dict()
+    tensors.update({"image_proj.proj.weight": proj["image_embeds.weight"], "image_proj.proj.bias": proj["image_embeds.bias"],
+                    "image_proj.norm.weight": proj["norm.weight"], "image_proj.norm.bias": proj["norm.bias"]})
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    save_file({k: v.contiguous() for k, v in tensors.items()}, str(directory / "ip-adapter.safetensors"))
+    encoder = CLIPVisionModelWithProjection(CLIPVisionConfig(**IMAGE_ENCODER))
+    encoder.save_pretrained(directory / "image_encoder", safe_serialization=True)
+    return directory

@@ -98,6 +98,7 @@ def _start_uvicorn(app):
     return server, thread, port
 
 
+@pytest.mark.slow
 def test_serve_two_replicas_answer_concurrent_openai_and_a1111(ray_cluster, tiny_sd15_dir: Path) -> None:
     import base64
     import io

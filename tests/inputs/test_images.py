@@ -130,10 +130,10 @@ def test_mask_from_alpha_and_mask_checks(photo: Path):
         ({"init_image": "aGVsbG8gd29ybGQ="}, "init_image: not an image"),
         ({"init_image": "not base64 at all!"}, "not an image file and not valid base64"),
         ({"init_image": b"GIF89a" + b"\x00" * 5}, "init_image:"),
-        ({"init_image": ""}, "empty value"),
+        ({"init_image": ""}, "the image is empty"),
         ({"strength": 0.5}, "strength needs an input image"),
         ({"hires": {"scale": 5}}, "hires.scale 5 is out of range (use a value from 1.0 to 4.0)"),
-        ({"hires": {"upscaler": "lanczoz"}}, "unknown upscaler 'lanczoz' (did you mean 'Lanczos'?)"),
+        ({"hires": {"upscaler": "lanczoz"}}, "unknown upscaler 'lanczoz' (did you mean 'Lanczos'? see: gambarkan upscale --list)"),
     ],
 )
 def test_bad_values_are_one_line(fields, expected):

@@ -106,7 +106,9 @@ def test_unknown_job_is_404_json(make_client):
         ("/sdapi/v1/img2img", {"prompt": "x"}, 422, "init_images: give one image"),
         ("/sdapi/v1/extra-single-image", {"image": "@@@"}, 422, "not valid base64"),
         ("/sdapi/v1/png-info", {"image": "aGVsbG8="}, 422, "not an image"),
-        ("/sdapi/v1/txt2img", {"prompt": "x", "alwayson_scripts": {"ControlNet": {"args": []}}}, 422, "ControlNet"),
+        ("/sdapi/v1/txt2img", {"prompt": "x", "alwayson_scripts": {"ADetailer": {"args": []}}}, 422, "ADetailer"),
+        ("/sdapi/v1/txt2img", {"prompt": "x", "alwayson_scripts": {"ControlNet": {"args": [{"image": "bm90IGFuIGltYWdl", "module": "canny"}]}}}, 422, "not an image"),
+        ("/sdapi/v1/txt2img", {"prompt": "x", "alwayson_scripts": {"ControlNet": {"args": "canny"}}}, 422, "must be a list"),
         ("/sdapi/v1/txt2img", {"prompt": "x", "sampler_name": "nope"}, 422, "sampler"),
         (
             "/sdapi/v1/txt2img",

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
 import click
@@ -35,6 +36,30 @@ def cli_lang() -> str:
     from gambarkan.i18n import cli_language
 
     return cli_language()
+
+
+#: Step lines shown while the terminal would otherwise sit silent for minutes.
+STEPS = {
+    "loading": {"id": "Memuat model…", "en": "Loading the model…"},
+    "server": {"id": "Menyiapkan server…", "en": "Preparing the server…"},
+}
+
+
+def step_text(key: str) -> str:
+    """A step line (``Memuat model…``) in the CLI's language."""
+    return STEPS[key][cli_lang()]
+
+
+@contextlib.contextmanager
+def spinner(key: str, enabled: bool | None = None) -> Iterator[None]:
+    """A spinner with a step line on a terminal while a long silent step runs; nothing in pipes and logs."""
+    if enabled is None:
+        enabled = sys.stderr.isatty()
+    if not enabled:
+        yield
+        return
+    with err_console().status(step_text(key), spinner="dots"):
+        yield
 
 
 def fail(message: str, code: int = 2) -> None:

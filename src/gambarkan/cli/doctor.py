@@ -27,7 +27,9 @@ def doctor(as_json: bool, no_network: bool) -> None:
         from rich.table import Table
 
         marks = {"ok": "[green]ok[/]", "warn": "[yellow]warn[/]", "fail": "[red]FAIL[/]"}
-        table = Table("Check", "", box=None)
+        table = Table(box=None)
+        table.add_column("Check", no_wrap=True)  # names to search for: never cut
+        table.add_column("")
         table.add_column("Detail", overflow="fold")  # fold long paths instead of cutting them with "…"
         table.add_column("Fix", overflow="fold")
         for c in checks:

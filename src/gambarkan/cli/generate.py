@@ -11,8 +11,9 @@ from typing import Any
 
 import click
 
-from gambarkan.cli.control import control_fields, control_options, save_control_maps
 from gambarkan.cli.common import err_console, handle_errors, not_empty, print_json, quiet_libraries
+from gambarkan.cli.control import control_fields, control_options, save_control_maps
+from gambarkan.cli.ip_adapter import ip_adapter_fields, ip_adapter_options
 
 DEVICE_CHOICES = ["auto", "cpu", "cuda", "mps"]
 DTYPE_CHOICES = ["auto", "fp32", "fp16", "bf16"]
@@ -104,21 +105,30 @@ class StepProgress:
         self.enabled = enabled
         self._progress: Any = None
         self._task: Any = None
+        self._loading: Any = None
         self._batch = -1
 
     def __enter__(self) -> StepProgress:
         if self.enabled:
-            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+            from gambarkan.cli.common import step_text
 
             self._progress = Progress(
-                TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=err_console(), transient=False
+                SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                console=err_console(), transient=False,
             )
             self._progress.__enter__()
+            # Loading a model can take minutes on a slow disk: say so until the first step arrives.
+            self._loading = self._progress.add_task(step_text("loading"), total=None)
         return self
 
     def __call__(self, event: Any) -> None:
         if not self._progress:
             return
+        if self._loading is not None:
+            self._progress.remove_task(self._loading)
+            self._loading = None
         if event.batch_index != self._batch:
             self._batch = event.batch_index
             label = f"batch {event.batch_index + 1}/{event.batch_count}" if event.batch_count > 1 else "generating"
@@ -222,6 +232,7 @@ def print_verbose(result: Any) -> None:
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar or notes.")
 @click.option("--verbose", "-v", is_flag=True, help="Also print speed techniques, stage timings and peak memory.")
 @control_options
+@ip_adapter_options
 @handle_errors
 def generate(prompt: str | None, from_image: str | None, lora_dirs: tuple[str, ...], embedding_dirs: tuple[str, ...], strict: bool,
              no_save: bool, as_json: bool, quiet: bool, verbose: bool = False, **options: Any) -> None:
@@ -236,6 +247,7 @@ def generate(prompt: str | None, from_image: str | None, lora_dirs: tuple[str, .
       gambarkan generate "kucing" --image foto.png --mask topeng.png
       gambarkan generate "pantai" --image foto.png --outpaint left=128,right=128
       gambarkan generate "kota malam" --hires 2 --hires-steps 10
+      gambarkan generate "kucing" --ip-adapter contoh.png:0.6 --ip-adapter-model ip-adapter-sd15
     """
     from gambarkan.errors import InvalidRequestError
 
@@ -265,6 +277,7 @@ def generate(prompt: str | None, from_image: str | None, lora_dirs: tuple[str, .
         raise InvalidRequestError("no prompt given", 'write one, e.g. gambarkan generate "kucing lucu di taman"')
     save_maps = options.get("save_control_map")
     fields.update(control_fields(options))  # --control units (pops their options)
+    fields.update(ip_adapter_fields(options))  # --ip-adapter reference image
     fields.update(options_to_fields(options))
     if no_save:
         fields["save"] = False

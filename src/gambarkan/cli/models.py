@@ -32,13 +32,15 @@ def machine_memory() -> tuple[int | None, int]:
 
 def runs_here(spec: Any, vram_mb: int | None, ram_mb: int) -> tuple[bool, str]:
     """Whether this machine can run ``spec``, and a short note why (or how well)."""
+    from gambarkan.families import get_family
+
     if ram_mb < spec.min_ram_mb * 0.75:
         return False, f"needs {spec.min_ram_mb // 1024} GB RAM"
     if vram_mb is not None:
         if vram_mb >= spec.min_vram_mb:
             return True, "GPU"
         return True, "CPU only (GPU too small), slow"
-    if spec.kind == "sdxl":
+    if get_family(spec.kind).native_pixels >= 1024 * 1024:  # SDXL, FLUX
         return True, "CPU, very slow"
     return True, "CPU" + (", slow" if spec.steps > 8 else "")
 
@@ -100,11 +102,14 @@ def list_models(as_json: bool) -> None:
     from rich.table import Table
 
     table = Table(title="gambarkan model packages", title_justify="left")
-    for column in ("name", "package", "type", "installed", "size", "licence", "GPU / RAM", "runs here"):
-        table.add_column(column)
-    for row in rows:
+    # The name is what the user types: never cut or wrapped; the other columns fold instead of "…".
+    names = [row["name"] + (" *" if row["name"] == DEFAULT_PRESET else "") + ("" if row["builtin"] else " (user)") for row in rows]
+    table.add_column("name", no_wrap=True, min_width=max([len(n) for n in names] + [4]))
+    for column in ("package", "type", "installed", "size", "licence", "GPU / RAM", "runs here"):
+        table.add_column(column, overflow="fold")
+    for name, row in zip(names, rows):
         table.add_row(
-            row["name"] + (" *" if row["name"] == DEFAULT_PRESET else "") + ("" if row["builtin"] else " (user)"),
+            name,
             row["title"],
             row["kind"],
             "yes" if row["installed"] else "no",

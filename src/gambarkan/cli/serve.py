@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from gambarkan.cli.common import err_console, finite, handle_errors, not_empty, quiet_libraries
+from gambarkan.cli.common import err_console, finite, handle_errors, not_empty, quiet_libraries, spinner
 
 
 def _import_server() -> None:
@@ -262,7 +262,8 @@ def serve(
         from gambarkan.errors import InvalidRequestError
 
         raise InvalidRequestError("--replicas needs --ray", "add --ray (a local Ray) or --ray HOST:PORT")
-    app = create_app(settings, config=config, engines=engines, mount_ui=_ui_mount())
+    with spinner("server"):  # importing the web UI and opening the queue can take a while
+        app = create_app(settings, config=config, engines=engines, mount_ui=_ui_mount())
     console = err_console()
     shown = "localhost" if host in ("0.0.0.0", "::") else host
     console.print(

@@ -32,7 +32,7 @@ PER_REQUEST_FIELDS = frozenset({"prompt", "negative_prompt", "seed", "batch_size
 def batch_key(request: GenerationRequest) -> tuple | None:
     """Requests with equal keys may share one pipeline call; None: this one always runs alone."""
     text = f"{request.prompt}\n{request.negative_prompt}".lower()
-    if request.count != 1 or "<lora:" in text or "<lyco:" in text or request.init_image is not None or request.hires is not None or request.controlnet:
+    if request.count != 1 or "<lora:" in text or "<lyco:" in text or request.init_image is not None or request.hires is not None or request.controlnet or request.ip_adapter:
         return None
     from gambarkan.prompt.variations import has_variations
 

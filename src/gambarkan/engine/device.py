@@ -60,9 +60,7 @@ def pick_dtype(device: str, requested: str = "auto", capability: tuple[int, int]
     if requested == "bf16" and device == "cuda":
         major, minor = capability or cuda_capability()
         if (major, minor) < BF16_CAPABILITY:
-            raise InvalidRequestError(
-                f"this GPU (compute capability {major}.{minor}) has no bf16 hardware", "use --dtype fp16 or auto (bf16 needs 8.0 or newer, e.g. an A100 or L4)"
-            )
+            raise InvalidRequestError(code="bf16_unsupported", params={"major": major, "minor": minor})
     return requested
 
 

@@ -192,6 +192,19 @@ def _controlnet(task: Any, loaded: Any, device: str, dtype: str, settings: Setti
     return model
 
 
+def _ip_adapter(request: GenerationRequest, task: Any, settings: Settings) -> Any:
+    """The request's IP-Adapter plan (None without a reference image); its metadata and notes go on the task."""
+    if request.ip_adapter is None:
+        return None
+    from gambarkan.engine.ip_adapter import resolve
+
+    plan = resolve(request.ip_adapter, settings)
+    task.metadata.update(plan.metadata())
+    if task.hires is not None:
+        task.notes.append("the hires fix's second pass runs without the IP-Adapter")
+    return plan
+
+
 def _run_task(task: Any, loaded: Any, pipe: Any, kwargs: dict[str, Any], on_step_end: Callable, new_scheduler: Callable[[], Any]) -> list[Any]:
     """The pipeline call(s) of one batch; returns its finished images (overlay applied)."""
     from gambarkan.engine.tasks import run
@@ -350,6 +363,7 @@ class Engine:
         plan = _resolve(request, self.settings)
         plan.extra.update(fields or {})  # e.g. the variations' Template
         task = _task(request, plan)  # txt2img / img2img / inpaint (+ hires): pixels ready, steps checked
+        task.ip_adapter = _ip_adapter(request, task, self.settings)  # its folder found before any load
 
         t = time.perf_counter()
         translation = _prompts(request, plan, self.settings)

@@ -84,11 +84,11 @@ class _Ticker:
         while not self._stop.wait(self.every):
             NOTICE.warning("openvino: still %s (%.0f s so far)", self.what, time.perf_counter() - self.started)
 
-    def __enter__(self) -> _Ticker:
+    def __enter__(self) -> _Ticker:  # noqa: PYI034 - Python 3.10 has no typing.Self
         self._thread.start()
         return self
 
-    def __exit__(self, *exc: Any) -> None:
+    def __exit__(self, *exc: object) -> None:
         self._stop.set()
         self._thread.join()
 
@@ -138,7 +138,8 @@ def unet_class() -> Any:
             if getattr(unet, "peft_config", None):
                 return None  # LoRA layers live only in memory: keep the weights
             folder = Path(str(getattr(unet.config, "_name_or_path", "") or ""))
-            if folder.is_dir() and any(folder.glob("diffusion_pytorch_model*.safetensors")) and not any(folder.glob("*.bin")):
+            fused = any(getattr(m, "fused_projections", False) for m in unet.modules())  # in-memory layout differs from the files
+            if not fused and folder.is_dir() and any(folder.glob("diffusion_pytorch_model*.safetensors")) and not any(folder.glob("*.bin")):
                 return ("folder", folder)
             if self.cache_dir is None or not self.model_key:
                 return None
@@ -222,8 +223,10 @@ def unet_class() -> Any:
             # own bf16 precision hint.
             with _Ticker("converting"), torch.no_grad(), torch.autocast("cpu", enabled=False), warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # tracer warnings about shape checks: shapes are static here
+                NOTICE.warning("openvino: step 1/2: tracing and converting the U-Net (the long part)")
                 model = ov.convert_model(Plain(), example_input=(sample, timestep, context))
                 if xml is not None:
+                    NOTICE.warning("openvino: step 2/2: saving it (%.0f s so far)", time.perf_counter() - started)
                     xml.parent.mkdir(parents=True, exist_ok=True)
                     part = xml.with_name(xml.stem + ".part.xml")
                     ov.save_model(model, str(part), compress_to_fp16=False)
@@ -246,7 +249,10 @@ def unet_class() -> Any:
                 gc.collect()
                 self.drop_torch_weights()
             config = {"INFERENCE_PRECISION_HINT": self.precision, "PERFORMANCE_HINT": "LATENCY", "INFERENCE_NUM_THREADS": torch.get_num_threads()}
+            started = time.perf_counter()
             compiled = ov.Core().compile_model(source, "CPU", config)
+            if time.perf_counter() - started > 10:
+                NOTICE.warning("openvino: compiled for this CPU (%s) in %.0f s", self.precision, time.perf_counter() - started)
             del source
             self._compiled[key] = compiled.create_infer_request()
             return self._compiled[key]
@@ -289,7 +295,7 @@ def prepare(model: str, width: int, height: int, *, batch_size: int = 1, offline
     if "openvino" not in result.extra.get("optimizations", []):
         from gambarkan.errors import InvalidRequestError
 
-        raise InvalidRequestError(f"OpenVINO cannot run {result.model} here", "it needs `pip install openvino` and an SD 1.x/2.x model in fp32 on the CPU")
+        raise InvalidRequestError(code="openvino_unavailable", params={"model": result.model})
     after = set(folder.glob("unet-*.xml")) if folder and folder.is_dir() else set()
     return {"model": result.model, "width": width, "height": height, "batch_size": batch_size, "seconds": time.perf_counter() - started,
             "written": sorted(str(p) for p in after - before), "already_prepared": not (after - before)}

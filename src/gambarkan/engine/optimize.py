@@ -150,7 +150,7 @@ def for_request(pipe: Any, spec: str | None, *, fast: bool, device: str, dtype: 
     latent = (batch * (2 if cfg > 1 else 1), height // _scale(pipe), width // _scale(pipe))
     ready = False
     if fast and device == "cpu" and not opts.openvino and not switched_off("openvino", spec):
-        ready = _openvino_available() and dtype == "fp32" and arch != "sdxl" and openvino_ready(cache_dir, model_key, latent)
+        ready = _openvino_available() and dtype == "fp32" and "openvino" not in get_family(arch).optimizations_off and openvino_ready(cache_dir, model_key, latent)
         if ready:
             opts = replace(opts, openvino=True)
     shape = (batch, height, width)
@@ -183,7 +183,7 @@ def fast_note(applied: Applied, dtype: str, arch: str, model_name: str, width: i
         parts.append("OpenVINO on" + (" (prepared for this size)" if picked_openvino else ""))
     elif not _openvino_available():
         parts.append("OpenVINO off (pip install openvino; it pays on every CPU tried)")
-    elif arch == "sdxl" or dtype != "fp32":
+    elif "openvino" in get_family(arch).optimizations_off or dtype != "fp32":
         parts.append("OpenVINO off (SD 1.x/2.x in fp32 only)")
     else:
         target = model_name or "MODEL"

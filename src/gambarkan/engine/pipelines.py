@@ -197,10 +197,7 @@ def _load_gguf(path: Path, dtype: str, offline: bool, config: str | None) -> tup
 
     family = detect_file(gguf_tensor_names(path))
     if not config:
-        raise ModelLoadError(
-            f"{path.name} holds only the {family.title} transformer; the text encoders and VAE come from a base model",
-            f"install a {family.title} package first (e.g. gambarkan models pull flux-schnell), or use that package",
-        )
+        raise ModelLoadError(code="gguf_needs_base", params={"file": path.name, "family": family.title})
     base = Path(config).expanduser()
     repo, _, revision = config.partition("@")  # a package pins its base as "owner/name@commit"
     folder = base if base.is_dir() else download_snapshot(repo, offline, revision or None, list(GGUF_BASE_FILES))

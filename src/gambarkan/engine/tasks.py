@@ -50,6 +50,7 @@ class Task:
     metadata: dict[str, Any] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     control: Any = None  # engine.control.ControlPlan when the request has ControlNet units
+    ip_adapter: Any = None  # engine.ip_adapter.IPAdapterPlan when the request has a reference image
 
     @property
     def memory_size(self) -> tuple[int, int]:
@@ -63,10 +64,9 @@ def _steps_run(steps: int, strength: float, what: str) -> int:
     run = min(int(steps * strength), steps)
     if run < 1:
         need = next((n for n in range(steps, 151) if int(n * strength) >= 1), 150)
-        raise InvalidRequestError(
-            f"{what} {strength:g} with {steps} steps runs no denoising step",
-            f"raise the steps to {need} or the strength" if strength > 0 else "a strength above 0 is needed",
-        )
+        if strength <= 0:
+            raise InvalidRequestError(f"{what} 0 would give back the input unchanged", "a strength above 0 is needed")
+        raise InvalidRequestError(code="strength_runs_no_step", params={"field": what, "strength": f"{strength:g}", "steps": steps, "need": need})
     return run
 
 
@@ -401,17 +401,24 @@ def run(task: Task, loaded: Any, pipe: Any, kwargs: dict[str, Any], on_step_end:
         call.update(width=task.width, height=task.height)
     else:
         call.update(task.call)
+        if getattr(getattr(loaded, "family", None), "sized_tasks", False):
+            call.update(width=task.width, height=task.height)
     if task.control is not None:
         from gambarkan.engine.control import call_kwargs
 
         call.update(call_kwargs(task.control, task.kind))
+    from gambarkan.engine.ip_adapter import attached
+
     if task.hires is None:
-        images = pipe(**call, callback_on_step_end=on_step_end, callback_on_step_end_tensor_inputs=["latents"]).images
+        with attached(task.ip_adapter, loaded, pipe) as extra:  # unloaded again right after the call
+            images = pipe(**call, **extra, callback_on_step_end=on_step_end, callback_on_step_end_tensor_inputs=["latents"]).images
         return [task.finish(image) for image in images] if task.finish else list(images)
 
     hires = task.hires
     latent = hires.upscaler.startswith("latent")
-    first = pipe(**call, output_type="latent" if latent else "pil", callback_on_step_end=on_step_end, callback_on_step_end_tensor_inputs=["latents"]).images
+    with attached(task.ip_adapter, loaded, pipe) as extra:
+        first = pipe(**call, **extra, output_type="latent" if latent else "pil", callback_on_step_end=on_step_end,
+                     callback_on_step_end_tensor_inputs=["latents"]).images
     if getattr(pipe, "_interrupt", False):
         return []
     if latent:

@@ -40,6 +40,7 @@ class Family:
     optimizations_off: frozenset[str] = frozenset()  # engine.optimize techniques that do not apply (U-Net only ones)
     catalog_defaults: Mapping[str, int] = field(default_factory=dict)  # download_mb, min_vram_mb, min_ram_mb
     metadata: Mapping[str, str] = field(default_factory=dict)  # extra A1111-style PNG fields for this family
+    sized_tasks: bool = False  # img2img/inpaint pipelines need width/height (FLUX's default to 1024, not the image)
     detect_folder: Callable[[Mapping[str, Any], Path], bool] | None = None
     detect_file: Callable[[Iterable[str]], bool] | None = None
 

@@ -53,6 +53,7 @@ FAMILY = Family(
     optimizations_off=frozenset({"channels_last", "fused_qkv", "compile", "cuda_graphs", "openvino", "deepcache", "taesd_preview", "taesd_decode", "vae_fp32"}),
     catalog_defaults={"width": 1024, "height": 1024, "min_vram_mb": 8600, "min_ram_mb": 12000, "download_mb": 12100},
     metadata={"Model family": "flux"},
+    sized_tasks=True,
     detect_folder=detect_folder,
     detect_file=detect_file,
 )

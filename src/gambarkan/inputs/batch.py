@@ -62,11 +62,10 @@ def request_fields() -> list[str]:
 
 
 def _unknown(name: str, where: str) -> BatchInputError:
-    from gambarkan.errors import did_you_mean
+    from gambarkan.errors import close_names
 
-    hint = did_you_mean(name, [*request_fields(), *ALIASES])
-    known = "fields: " + ", ".join(request_fields()[:12]) + ", ..."
-    return BatchInputError(f"{where}: unknown field '{name}'", f"{hint} {known}" if hint else known)
+    close = close_names(name, [*request_fields(), *ALIASES])
+    return BatchInputError(code="batch_unknown_field", params={"where": where, "name": name, "close": close, "fields": ", ".join(request_fields()[:12])})
 
 
 def _normalise(fields: dict[str, Any], where: str) -> dict[str, Any]:
@@ -187,7 +186,7 @@ def read_text(source: str) -> tuple[str, str]:
         return "stdin", sys.stdin.read()
     path = Path(source).expanduser()
     if not path.exists():
-        raise BatchInputError(f"file not found: {source}", "check the path of the prompt file")
+        raise BatchInputError(code="batch_file_not_found", params={"path": source})
     if path.is_dir():
         raise BatchInputError(f"{source} is a folder, not a prompt file", "give a .txt, .jsonl or .csv file")
     try:
@@ -205,7 +204,7 @@ def parse_rows(text: str, *, name: str = "input", fmt: str = "auto", defaults: d
     if fmt not in FORMATS:
         raise BatchInputError(f"unknown batch format '{fmt}'", "use one of: " + ", ".join(FORMATS))
     if not text.strip():
-        raise BatchInputError(f"{name} is empty", "write one prompt per line, or JSONL/CSV rows with a prompt field")
+        raise BatchInputError(code="batch_input_empty", params={"name": name})
     kind = detect_format(name, text) if fmt == "auto" else fmt
     reader = {"text": _text_rows, "jsonl": _jsonl_rows, "csv": _csv_rows}[kind]
     rows: list[Row] = []

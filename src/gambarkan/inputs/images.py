@@ -89,17 +89,22 @@ def _bad(what: str, message: str, hint: str | None = None) -> InvalidRequestErro
     return InvalidRequestError(f"{what}: {message}", hint)
 
 
+def _coded(code: str, what: str, **params: str | int | float) -> InvalidRequestError:
+    """An image error with its code (English in errors.MESSAGES, Indonesian in i18n.ID)."""
+    return InvalidRequestError(code=code, params={"what": what, **params})
+
+
 def _read_file(path: Path, what: str) -> bytes:
     try:
         info = path.stat()
     except FileNotFoundError:
-        raise _bad(what, f"file not found: {path}", "check the path") from None
+        raise _coded("image_not_found", what, path=str(path)) from None
     except OSError as exc:
         raise _bad(what, f"cannot read {path}: {exc.strerror or exc}") from None
     if not stat.S_ISREG(info.st_mode):
-        raise _bad(what, f"{path} is not a regular file", "give an image file (PNG, JPEG, WebP)")
+        raise _coded("image_not_regular_file", what, path=str(path))
     if info.st_size > MAX_BYTES:
-        raise _bad(what, f"{path.name} is {info.st_size / 2**20:.0f} MiB, over the {MAX_BYTES // 2**20} MiB limit", "save it smaller (JPEG or WebP)")
+        raise _coded("image_too_large_bytes", what, size_mb=round(info.st_size / 2**20), limit_mb=MAX_BYTES // 2**20)
     try:
         with open(path, "rb") as handle:
             return handle.read(MAX_BYTES + 1)
@@ -110,11 +115,11 @@ def _read_file(path: Path, what: str) -> bytes:
 def _decode_base64(text: str, what: str) -> bytes:
     body = _DATA_URL.sub("", text.strip(), count=1)
     if len(body) > MAX_BYTES * 4 // 3 + 4:
-        raise _bad(what, f"the base64 image is over the {MAX_BYTES // 2**20} MiB limit")
+        raise _coded("image_too_large_bytes", what, size_mb=round(len(body) * 3 / 4 / 2**20), limit_mb=MAX_BYTES // 2**20)
     try:
         return base64.b64decode(re.sub(r"\s+", "", body), validate=True)
     except (binascii.Error, ValueError):
-        raise _bad(what, "not an image file and not valid base64", "give a path, a data URL or base64 of a PNG/JPEG/WebP") from None
+        raise _coded("image_not_base64", what) from None
 
 
 def _looks_like_path(text: str) -> bool:
@@ -143,14 +148,14 @@ def _raw_bytes(value: Any, what: str) -> tuple[bytes | None, Any, str]:
     if isinstance(value, (bytes, bytearray, memoryview)):
         data = bytes(value)
         if len(data) > MAX_BYTES:
-            raise _bad(what, f"the image is {len(data) / 2**20:.0f} MiB, over the {MAX_BYTES // 2**20} MiB limit")
+            raise _coded("image_too_large_bytes", what, size_mb=round(len(data) / 2**20), limit_mb=MAX_BYTES // 2**20)
         return data, None, "upload"
     if isinstance(value, Path):
         path = value.expanduser()
         return _read_file(path, what), None, str(path.resolve())
     if isinstance(value, str):
         if not value.strip():
-            raise _bad(what, "empty value", "give a path, a data URL or base64 of an image")
+            raise _coded("image_empty", what)
         if "\x00" in value:
             raise _bad(what, "the value contains a NUL character")
         if _DATA_URL.match(value):
@@ -164,7 +169,7 @@ def _raw_bytes(value: Any, what: str) -> tuple[bytes | None, Any, str]:
             if exists:
                 return _read_file(path, what), None, str(path.resolve())
             if _looks_like_path(value) and not _is_image_base64(value):
-                raise _bad(what, f"file not found: {value}", "check the path")
+                raise _coded("image_not_found", what, path=value)
         return _decode_base64(value, what), None, "upload"
     raise _bad(what, f"cannot use a {type(value).__name__} as an image", "give a path, PIL image, bytes, base64 or a data URL")
 
@@ -213,11 +218,8 @@ def _normalise(image: Any) -> tuple[Any, Any]:
 def _pixel_limit_error(what: str, width: int, height: int) -> InvalidRequestError:
     scale = (MAX_PIXELS / (width * height)) ** 0.5
     fit_w, fit_h = max(1, int(width * scale)), max(1, int(height * scale))
-    return _bad(
-        what,
-        f"the image is {width}x{height} ({width * height / 1e6:.1f} MP), over the {MAX_PIXELS / 1e6:.1f} MP limit",
-        f"resize it to at most {fit_w}x{fit_h}",
-    )
+    return _coded("image_too_many_pixels", what, width=width, height=height, mp=f"{width * height / 1e6:.1f}",
+                  limit_mp=f"{MAX_PIXELS / 1e6:.1f}", fit_width=fit_w, fit_height=fit_h)
 
 
 def decode(data: bytes, what: str = "image") -> tuple[Any, Any, list[str]]:
@@ -226,13 +228,13 @@ def decode(data: bytes, what: str = "image") -> tuple[Any, Any, list[str]]:
 
     notes: list[str] = []
     if not data:
-        raise _bad(what, "the file is empty", "give a PNG, JPEG or WebP image")
+        raise _coded("image_empty", what)
     try:
         opened = Image.open(io.BytesIO(data), formats=FORMATS)
     except UnidentifiedImageError:
-        raise _bad(what, "not an image (or a format gambarkan does not read)", "give a PNG, JPEG, WebP, GIF, BMP or TIFF file") from None
+        raise _coded("image_unreadable", what) from None
     except Image.DecompressionBombError:
-        raise _bad(what, f"the image claims a size far over the pixel limit (decompression bomb); the limit is {MAX_PIXELS / 1e6:.1f} MP", "give a smaller image") from None
+        raise _coded("image_decompression_bomb", what, limit_mp=f"{MAX_PIXELS / 1e6:.1f}") from None
     except Exception as exc:  # noqa: BLE001 - hostile headers make Pillow raise many types
         raise _bad(what, f"cannot read the image: {_reason(exc)}") from None
     with opened:
@@ -252,7 +254,7 @@ def decode(data: bytes, what: str = "image") -> tuple[Any, Any, list[str]]:
         except Image.DecompressionBombError:
             raise _pixel_limit_error(what, width, height) from None
         except Exception as exc:  # noqa: BLE001 - truncated/corrupt data: OSError, SyntaxError, ValueError ...
-            raise _bad(what, f"the image is damaged or truncated ({_reason(exc)})", "save or download it again") from None
+            raise _coded("image_damaged", what, reason=_reason(exc)) from None
     rgb, alpha = _normalise(image)
     return rgb, alpha, notes
 
@@ -282,9 +284,9 @@ def load_image(value: Any, what: str = "image") -> ImageInput:
             expected = value.get("sha256")
             value = Path(str(value["source"]))
             if not value.exists():
-                raise _bad(what, f"the input image {value} is no longer there", "pass the image again (--image PATH)")
+                raise _coded("input_image_gone", what, path=str(value))
         else:
-            raise _bad(what, "this run's input image was uploaded, not a file, so it was not kept", "pass the image again (--image PATH)")
+            raise _coded("input_image_not_kept", what)
     data, pil, source = _raw_bytes(value, what)
     if pil is not None:
         width, height = pil.size
@@ -300,7 +302,7 @@ def load_image(value: Any, what: str = "image") -> ImageInput:
         assert data is not None
         digest = hashlib.sha256(data).hexdigest()
         if expected and not digest.startswith(str(expected)):  # PNG metadata keeps the first 10 hex
-            raise _bad(what, f"the input image {source} changed since that run (hash {expected[:10]}, now {digest[:10]})", "pass --image to use it as it is now")
+            raise _coded("input_image_changed", what, path=source, old=str(expected)[:10], new=digest[:10])
         rgb, alpha, notes = decode(data, what)
     if kept is not None:
         source, digest = kept
@@ -340,22 +342,22 @@ def check_image_request(request: Any) -> None:
     if init is None:
         for name in ("mask", "outpaint"):
             if getattr(request, name) is not None:
-                raise InvalidRequestError(f"{name} needs an input image", "give the image to work on (--image PATH)")
+                raise InvalidRequestError(code="needs_init_image", params={"field": name})
         if request.mask_from_alpha:
-            raise InvalidRequestError("mask_from_alpha needs an input image", "give a PNG with transparency (--image PATH)")
+            raise InvalidRequestError(code="needs_init_image", params={"field": "mask_from_alpha"})
         if request.strength is not None:
-            raise InvalidRequestError("strength needs an input image", "give --image PATH, or set the hires fix strength (--hires-strength)")
+            raise InvalidRequestError(code="needs_init_image", params={"field": "strength"})
         return
     if request.hires is not None:
         raise InvalidRequestError("the hires fix is for text-to-image runs", "to make an input image bigger, use `gambarkan upscale` or set width/height")
     if request.mask is not None and request.mask_from_alpha:
         raise InvalidRequestError("give either a mask or mask_from_alpha, not both", "drop --mask or --mask-from-alpha")
     if request.mask_from_alpha and init.alpha is None:
-        raise InvalidRequestError("the input image has no transparent area to use as the mask", "give a PNG with transparency, or a mask (--mask PATH)")
+        raise InvalidRequestError(code="mask_no_alpha")
     if request.mask is not None and (request.mask.width, request.mask.height) != (init.width, init.height) and not request.mask_resize:
         raise InvalidRequestError(
-            f"the mask is {request.mask.width}x{request.mask.height} but the image is {init.width}x{init.height}",
-            "give a mask of the same size, or let gambarkan resize it (--mask-resize / mask_resize=true)",
+            code="mask_size_mismatch",
+            params={"mask_width": request.mask.width, "mask_height": request.mask.height, "width": init.width, "height": init.height},
         )
     if request.outpaint is not None:
         if request.mask is not None or request.mask_from_alpha:
@@ -369,16 +371,15 @@ def check_image_request(request: Any) -> None:
             raise InvalidRequestError(f"the outpainted canvas would be {width}x{height}, over 2048", "add fewer pixels or resize the image first")
         if width % 8 or height % 8:
             raise InvalidRequestError(
-                f"the outpainted canvas would be {width}x{height}, not a multiple of 8",
-                f"add pixels so the canvas is a multiple of 8, e.g. {_up_to_8(width)}x{_up_to_8(height)}",
+                code="outpaint_not_multiple_of_8", params={"width": width, "height": height, "suggestion": f"{_up_to_8(width)}x{_up_to_8(height)}"}
             )
     mask = effective_mask(request)
     if mask is not None:
         low, high = mask.getextrema()
         if high == 0:
-            raise InvalidRequestError("the mask is empty: nothing would be repainted", "white = repaint; if yours is the other way round, use --mask-invert")
+            raise InvalidRequestError(code="mask_empty")
         if low == 255:
-            raise InvalidRequestError("the mask covers the whole image, which is img2img", "leave the mask out, or paint only the part to change")
+            raise InvalidRequestError(code="mask_full")
 
 
 def _up_to_8(value: int) -> int:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from gambarkan.errors import InvalidRequestError, did_you_mean
+from gambarkan.errors import InvalidRequestError, close_names
 
 # name -> A1111's display name. "latent*" upscale the latents (hires fix only).
 BUILTIN: dict[str, str] = {
@@ -84,8 +84,7 @@ def canonical_name(value: str, settings: object | None = None) -> str:
     slug = key.replace(" ", "-").replace("(", "").replace(")", "").replace("_", "-")
     if slug in names:
         return slug
-    hint = did_you_mean(text, list(names) + list(names.values())) or "see: gambarkan upscale --list"
-    raise InvalidRequestError(f"unknown upscaler '{text}'", hint)
+    raise InvalidRequestError(code="unknown_upscaler", params={"name": text, "close": close_names(text, list(names) + list(names.values()))})
 
 
 def label(name: str, settings: object | None = None) -> str:

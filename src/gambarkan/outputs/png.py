@@ -15,7 +15,7 @@ import json
 import os
 import re
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from gambarkan.errors import DiskFullError, InvalidRequestError
 
@@ -92,13 +92,14 @@ def _number(value: Any) -> Any:
     return value
 
 
-def read_parameters_text(path: Path | str) -> str | None:
+def read_parameters_text(path: Path | str | IO[bytes]) -> str | None:
     """The raw ``parameters`` text of a PNG (or A1111 JPEG/WebP EXIF comment), or None."""
     from PIL import Image
 
     from gambarkan.paths import require_regular_file
 
-    path = require_regular_file(path, "image file")  # a FIFO named x.png would block the reader forever
+    if isinstance(path, (str, os.PathLike)):  # bytes in memory (png-info, variations) need no file check
+        path = require_regular_file(path, "image file")  # a FIFO named x.png would block the reader forever
     try:
         # Only the formats that carry generation parameters: fewer image decoders see hostile bytes.
         with Image.open(path, formats=["PNG", "JPEG", "WEBP"]) as img:

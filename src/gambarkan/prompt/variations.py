@@ -137,10 +137,7 @@ def _wildcard_lines(name: str, dirs: list[Path]) -> list[str]:
                 raise InvalidRequestError(f"wildcard file {path} has no choices", "write one choice per line")
             return lines
     where = ", ".join(str(d) for d in dirs) or "(no wildcard folder)"
-    raise InvalidRequestError(
-        f"wildcard __{name}__ has no file {name}.txt in {where}",
-        f"create {name}.txt there with one choice per line, or set GAMBARKAN_WILDCARDS to your wildcard folder",
-    )
+    raise InvalidRequestError(code="wildcard_missing", params={"name": name, "where": where})
 
 
 def _unescape_braces(text: str) -> str:

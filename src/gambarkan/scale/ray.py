@@ -29,7 +29,7 @@ def import_ray() -> Any:
         import ray
         import ray.data
     except ImportError:
-        raise DependencyMissingError("--ray needs Ray, which is not installed", INSTALL) from None
+        raise DependencyMissingError(code="ray_not_installed", params={"install": INSTALL}) from None
     return ray
 
 
@@ -52,8 +52,7 @@ def check_reachable(address: str, timeout: float = CONNECT_TIMEOUT_S) -> None:
         with socket.create_connection((host, port), timeout=timeout):
             return
     except OSError as exc:
-        raise NetworkError(f"cannot reach the Ray cluster at {address}: {exc.strerror or exc}",
-                           "start it with `ray start --head`, or check the address and the firewall") from None  # fmt: skip
+        raise NetworkError(code="ray_unreachable", params={"address": address, "reason": str(exc.strerror or exc)}) from None
 
 
 def connect(address: str | None = "auto", **init_kwargs: Any) -> Any:

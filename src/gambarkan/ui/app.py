@@ -76,6 +76,11 @@ def _import_gradio() -> Any:
     return gr
 
 
+def _header(lang: str) -> str:
+    """The page's title line: small, so the prompt and the Gambarkan button fit the first screen."""
+    return "### " + t("title", lang).lstrip("# ") + "\n" + t("tagline", lang)
+
+
 def _session(request: Any) -> str:
     return getattr(request, "session_hash", None) or "default"
 
@@ -169,7 +174,7 @@ def build_ui(settings: Any = None, queue: Any = None, engine: Any = None, lang: 
         edited_state = gr.State(False)
         with gr.Row():
             with gr.Column(scale=4):
-                L(gr.Markdown(t("title", lang) + " · " + t("tagline", lang), elem_id="gk-header"), value="_header")
+                L(gr.Markdown(_header(lang), elem_id="gk-header"), value="_header")
             language = L(gr.Radio([(v, k) for k, v in LANGUAGES.items()], value=lang, label=t("language", lang), elem_id="gk-language", scale=1), label="language")
         with gr.Tabs() as tabs:
             with L(gr.Tab(t("tab_create", lang), id="create"), label="tab_create"):
@@ -217,9 +222,11 @@ def build_ui(settings: Any = None, queue: Any = None, engine: Any = None, lang: 
             text = explain_error(error, lang)
             return text, text, gr.update(value=None, visible=False), gr.update(), gr.update(), gr.update()
 
-        def on_generate(*values: Any, request: gr.Request):
-            *form_values, lang = values
-            form = dict(zip(form_keys, form_values))
+        def on_generate(prompt_v: str, negative_v: str, translate_v: bool, translator_v: str, preview_v: str, edited_v: bool,
+                        package_v: str, sampler_v: str, steps_v: Any, cfg_v: Any, width_v: Any, height_v: Any, seed_v: Any,
+                        batch_size_v: Any, count_v: Any, clip_skip_v: Any, lang: str, request: gr.Request):
+            form = dict(zip(form_keys, (prompt_v, negative_v, translate_v, translator_v, preview_v, edited_v, package_v, sampler_v,
+                                        steps_v, cfg_v, width_v, height_v, seed_v, batch_size_v, count_v, clip_skip_v)))
             from gambarkan.request import GenerationRequest
             from gambarkan.server.jobs import CANCELLED, DONE, Job
 
@@ -271,7 +278,9 @@ def build_ui(settings: Any = None, queue: Any = None, engine: Any = None, lang: 
             yield text, text, gr.update(value=None, visible=False), items, results, result.seed
 
         run_outputs = [status, status_out, live, gallery, results_state, last_seed]
-        c["generate"].click(on_generate, form_inputs + [lang_state], run_outputs, concurrency_limit=None, show_progress="hidden")
+        # always_last: a click while the previous run is still ending (just cancelled) is kept and runs next, never dropped.
+        c["generate"].click(on_generate, form_inputs + [lang_state], run_outputs, concurrency_limit=None, show_progress="hidden",
+                            trigger_mode="always_last")
 
         def on_cancel(lang: str, request: gr.Request) -> tuple[str, str]:
             with ctx.lock:
@@ -403,7 +412,7 @@ def build_ui(settings: Any = None, queue: Any = None, engine: Any = None, lang: 
                 changes: dict[str, Any] = {}
                 for attribute, key in keys.items():
                     if key == "_header":
-                        changes["value"] = t("title", new_lang) + " · " + t("tagline", new_lang)
+                        changes["value"] = _header(new_lang)
                     else:
                         changes[attribute] = t(key, new_lang)
                 updates.append(gr.update(**changes))

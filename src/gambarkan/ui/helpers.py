@@ -240,7 +240,7 @@ def status_markdown(job: Any, position: int | None, lang: str, eta: float | None
 
 
 MODEL_COLUMNS = ("col_name", "col_title", "col_purpose", "col_family", "col_size", "col_installed", "col_speed", "col_license")
-FAMILIES = {"sd15": "Stable Diffusion 1.5", "sd2": "Stable Diffusion 2", "sdxl": "Stable Diffusion XL"}
+FAMILIES = {"sd15": "Stable Diffusion 1.5", "sd2": "Stable Diffusion 2", "sdxl": "Stable Diffusion XL", "flux": "FLUX"}
 
 
 def table(rows: list[list[Any]], columns: tuple[str, ...], lang: str) -> dict[str, Any]:

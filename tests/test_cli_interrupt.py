@@ -1,0 +1,30 @@
+"""Ctrl-C during the test suite stops it, even inside an in-process CLI test (it was once swallowed)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+
+import click
+import pytest
+from click.testing import CliRunner
+
+from gambarkan.cli.common import handle_errors
+
+
+@click.command()
+@handle_errors
+def waits() -> None:
+    time.sleep(10)
+
+
+def test_ctrl_c_inside_cli_runner_reaches_pytest(ctrl_c_stops_in_process_cli: threading.Event) -> None:
+    timer = threading.Timer(0.3, os.kill, (os.getpid(), signal.SIGINT))
+    timer.start()
+    started = time.monotonic()
+    with pytest.raises(KeyboardInterrupt):
+        CliRunner().invoke(waits, [])
+    assert time.monotonic() - started < 5  # stopped at once, not after the command's 10 s
+    ctrl_c_stops_in_process_cli.clear()  # the run goes on: this Ctrl-C was the test's own
