@@ -29,6 +29,19 @@ MESSAGES: dict[str, tuple[str, str | None]] = {
     "prompt_has_nul": ("prompt contains a NUL character", None),
     "prompt_too_long": ("prompt is longer than {limit} characters", None),
     "unknown_sampler": ("unknown sampler '{name}'", "{did_you_mean}see: gambarkan samplers"),
+    "unknown_schedule_type": ("unknown schedule type '{name}'", "{did_you_mean}see: gambarkan samplers"),
+    # A1111 / OpenAI compatibility (server)
+    "background_not_supported": (
+        "background 'transparent' is not supported: gambarkan makes opaque images", "leave background unset or use 'opaque'",
+    ),
+    "interrogate_unavailable": (
+        "interrogate (image captioning) is not available in gambarkan yet",
+        "write the prompt yourself, or use /sdapi/v1/png-info for a PNG's own prompt",
+    ),
+    "unknown_vae": ("unknown VAE '{name}': this server has no separate VAEs", 'use "Automatic" (see /sdapi/v1/sd-vae)'),
+    "style_not_found": (
+        "style '{name}' not found: this server has no saved A1111 styles", "leave styles empty (see /sdapi/v1/prompt-styles)",
+    ),
     # models
     "unknown_package": ("unknown preset '{name}'", "{did_you_mean}see: gambarkan models list"),
     "model_not_found": (

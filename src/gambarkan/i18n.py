@@ -27,6 +27,20 @@ ID: dict[str, tuple[str, str | None]] = {
     "prompt_has_nul": ("prompt berisi karakter NUL", None),
     "prompt_too_long": ("prompt lebih panjang dari {limit} karakter", None),
     "unknown_sampler": ("sampler '{name}' tidak dikenal", "{did_you_mean}lihat: gambarkan samplers"),
+    "unknown_schedule_type": ("schedule type '{name}' tidak dikenal", "{did_you_mean}lihat: gambarkan samplers"),
+    "background_not_supported": (
+        "background 'transparent' tidak didukung: gambarkan hanya membuat gambar yang tidak transparan",
+        "kosongkan background atau pakai 'opaque'",
+    ),
+    "interrogate_unavailable": (
+        "interrogate (membuat keterangan dari gambar) belum tersedia di gambarkan",
+        "tulis prompt sendiri, atau pakai /sdapi/v1/png-info untuk membaca prompt sebuah PNG",
+    ),
+    "unknown_vae": ("VAE '{name}' tidak dikenal: server ini tidak punya VAE terpisah", 'pakai "Automatic" (lihat /sdapi/v1/sd-vae)'),
+    "style_not_found": (
+        "style '{name}' tidak ditemukan: server ini tidak punya style A1111 yang tersimpan",
+        "kosongkan styles (lihat /sdapi/v1/prompt-styles)",
+    ),
     "bf16_unsupported": (
         "GPU ini (compute capability {major}.{minor}) tidak punya perangkat keras bf16",
         "pakai --dtype fp16 atau auto (bf16 butuh 8.0 ke atas, misalnya A100 atau L4)",
@@ -124,6 +138,7 @@ KINDS: dict[str, dict[str, str]] = {
     "queue_full": {"id": "Antrean sedang penuh. Coba lagi beberapa saat lagi.", "en": "The queue is full. Try again in a moment."},
     "shutting_down": {"id": "Server sedang dimatikan. Coba lagi setelah server menyala kembali.", "en": "The server is shutting down. Try again once it is back."},
     "queue_unavailable": {"id": "Server tidak bisa mencatat antrean di disk, jadi permintaan Anda belum diterima. Periksa folder GAMBARKAN_HOME (mungkin disk penuh atau folder tidak bisa ditulisi).", "en": "The server cannot record its queue on disk, so the request was not accepted. Check the GAMBARKAN_HOME folder (full or not writable)."},
+    "not_implemented": {"id": "Fitur ini belum tersedia di gambarkan.", "en": "This feature is not available in gambarkan yet."},
     "not_found": {"id": "Data yang dicari tidak ada; mungkin sudah dihapus.", "en": "Nothing found; it may have been deleted."},
     "history_unavailable": {"id": "Riwayat tidak bisa dibuka saat ini.", "en": "The history cannot be opened right now."},
     "download_refused": {"id": "Unduhan itu ditolak demi keamanan.", "en": "That download was refused for safety."},

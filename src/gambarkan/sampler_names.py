@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from gambarkan.errors import InvalidRequestError, close_names, did_you_mean
+from gambarkan.errors import InvalidRequestError, close_names
 
 
 @dataclass(frozen=True)
@@ -108,9 +108,8 @@ def find_schedule(name: str) -> ScheduleType:
     """A schedule type by name, label or alias (case-insensitive); clear error otherwise."""
     found = _SCHEDULES_BY_KEY.get(_key(name))
     if found is None:
-        hint = did_you_mean(name, [t.label for t in SCHEDULE_TYPES])
-        listing = "see: gambarkan samplers"
-        raise InvalidRequestError(f"unknown schedule type '{name}'", f"{hint} {listing}" if hint else listing)
+        close = close_names(name, [t.label for t in SCHEDULE_TYPES])
+        raise InvalidRequestError(code="unknown_schedule_type", params={"name": name, "close": close})
     return found
 
 
@@ -128,7 +127,8 @@ def split_sampler(name: str) -> tuple[SamplerName, ScheduleType | None]:
             suffix = " " + _key(spelling)
             if key.endswith(suffix) and key[: -len(suffix)] in _SAMPLERS_BY_KEY:
                 return _SAMPLERS_BY_KEY[key[: -len(suffix)]], schedule
-    raise InvalidRequestError(code="unknown_sampler", params={"name": name, "close": close_names(name, all_sampler_spellings())})
+    close = close_names(name, all_sampler_spellings())
+    raise InvalidRequestError(code="unknown_sampler", params={"name": name, "close": close})
 
 
 def join_sampler(sampler: SamplerName, schedule: ScheduleType | None) -> str:

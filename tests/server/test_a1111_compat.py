@@ -25,7 +25,7 @@ def client_and_engine(tmp_path):
     settings = server_settings(tmp_path / "home")
     engine = InstantEngine(settings)
     app = create_app(settings, engine, config=ServerConfig(model="instant-model"))
-    with TestClient(app, raise_server_exceptions=False) as client:
+    with TestClient(app, base_url="http://127.0.0.1", raise_server_exceptions=False) as client:
         yield client, engine
 
 
@@ -166,7 +166,7 @@ def test_loras_and_embeddings_are_listed_from_the_server_folders(tmp_path):
     save_file({"lora_unet_x.lora_down.weight": np.zeros((4, 8), np.float32)}, str(settings.home / "loras" / "Sketchy.safetensors"), metadata={"ss_output_name": "Sketchy"})
     save_file({"emb_params": np.zeros((3, 768), np.float32)}, str(settings.home / "embeddings" / "badhands.safetensors"))
     app = create_app(settings, InstantEngine(settings), config=ServerConfig(model="instant-model"))
-    with TestClient(app) as client:
+    with TestClient(app, base_url="http://127.0.0.1") as client:
         loras = client.get("/sdapi/v1/loras").json()
         assert loras == [{"name": "Sketchy", "alias": "Sketchy", "path": "Sketchy.safetensors", "metadata": {"ss_output_name": "Sketchy"}}]
         loaded = client.get("/sdapi/v1/embeddings").json()["loaded"]

@@ -53,13 +53,15 @@ def test_quality_maps_to_steps(tmp_path):
     settings = server_settings(tmp_path / "home")
     engine = InstantEngine(settings)
     app = create_app(settings, engine, config=ServerConfig(model="instant-model"))
-    with TestClient(app) as http:  # the real openai client over the in-process app (no 40-step runs)
-        client = openai.OpenAI(base_url="http://testserver/v1", api_key="x", http_client=http, max_retries=0)
+    with TestClient(app, base_url="http://127.0.0.1") as http:  # the real openai client over the in-process app (no 40-step runs)
+        client = openai.OpenAI(base_url="http://127.0.0.1/v1", api_key="x", http_client=http, max_retries=0)
         for quality, steps in (("low", 12), ("medium", None), ("standard", None), ("auto", None), ("high", 40), ("hd", 40)):
             client.images.generate(prompt="a cat", size="64x64", response_format="b64_json", quality=quality)
             assert engine.calls[-1].steps == steps, quality
         client.images.generate(prompt="a cat", size="64x64", response_format="b64_json", quality="high", extra_body={"steps": 2})
         assert engine.calls[-1].steps == 2  # an explicit step count wins over the quality preset
+        client.images.generate(prompt="a cat", size="64x64", response_format="b64_json", extra_body={"sampler": "Euler a", "scheduler": "beta"})
+        assert engine.calls[-1].sampler == "Euler a Beta"
 
 
 def test_transparent_background_is_refused_in_one_line(client):

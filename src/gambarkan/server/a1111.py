@@ -131,15 +131,11 @@ def to_fields(body: Txt2ImgBody, state: Any) -> dict[str, Any]:
         )
     control = controlnet_fields(body.alwayson_scripts) if body.alwayson_scripts else {}
     if body.styles:
-        raise InvalidRequestError(
-            f"style '{body.styles[0]}' not found: this server has no saved A1111 styles", "leave styles empty (see /sdapi/v1/prompt-styles)"
-        )
+        raise InvalidRequestError(code="style_not_found", params={"name": str(body.styles[0])})
     overrides = body.override_settings or {}
     vae = overrides.get("sd_vae")
     if vae not in ("Automatic", "None", "", None):  # SillyTavern sends "" when no VAE is picked
-        raise InvalidRequestError(
-            f"unknown VAE '{vae}': this server has no separate VAEs", "use \"Automatic\" (see /sdapi/v1/sd-vae)"
-        )
+        raise InvalidRequestError(code="unknown_vae", params={"name": str(vae)})
     clip_skip = overrides.get("CLIP_stop_at_last_layers", body.clip_skip or state.a1111_options.get("CLIP_stop_at_last_layers", 1))
     if not isinstance(clip_skip, int) or isinstance(clip_skip, bool):
         raise InvalidRequestError("override_settings.CLIP_stop_at_last_layers must be an integer 1-12")
@@ -521,9 +517,7 @@ async def skip(request: Request) -> dict[str, Any]:
 
 @router.post("/sdapi/v1/interrogate", summary="Image captioning (not available: 501)")
 async def interrogate() -> None:
-    raise NotImplementedYet(
-        "interrogate (image captioning) is not available in gambarkan yet", "write the prompt yourself, or use /sdapi/v1/png-info for a PNG's own prompt"
-    )
+    raise NotImplementedYet(code="interrogate_unavailable")
 from gambarkan.server import a1111_images  # noqa: E402 - its bodies extend Txt2ImgBody above
 
 router.include_router(a1111_images.router)

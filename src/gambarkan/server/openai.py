@@ -52,6 +52,7 @@ class ImageGenerationBody(BaseModel):
     steps: int | None = Field(None, ge=1, le=150)
     cfg: float | None = Field(None, ge=0, le=30)
     sampler: str | None = Field(None, max_length=64)
+    scheduler: str | None = Field(None, max_length=64, description="A1111 schedule type, e.g. Karras")
     preset: str | None = Field(None, max_length=64)
 
 
@@ -84,9 +85,7 @@ def _usage(prompt: str, images: int) -> dict[str, Any]:
 async def images_generations(request: Request, body: ImageGenerationBody) -> Any:
     state = request.app.state.gambarkan
     if body.background == "transparent":
-        raise BackgroundError(
-            "background 'transparent' is not supported: gambarkan makes opaque images", "leave background unset or use 'opaque'"
-        )
+        raise BackgroundError(code="background_not_supported")
     width, height = parse_size(body.size)
     model = body.model
     if model and OPENAI_MODEL_ALIASES.match(model):
@@ -106,6 +105,7 @@ async def images_generations(request: Request, body: ImageGenerationBody) -> Any
         "steps": body.steps,
         "cfg": body.cfg,
         "sampler": body.sampler,
+        "scheduler": body.scheduler,
         "preset": body.preset,
     }
     if body.quality and body.steps is None and QUALITY_STEPS[body.quality] is not None:
