@@ -138,7 +138,6 @@ KINDS: dict[str, dict[str, str]] = {
     "queue_full": {"id": "Antrean sedang penuh. Coba lagi beberapa saat lagi.", "en": "The queue is full. Try again in a moment."},
     "shutting_down": {"id": "Server sedang dimatikan. Coba lagi setelah server menyala kembali.", "en": "The server is shutting down. Try again once it is back."},
     "queue_unavailable": {"id": "Server tidak bisa mencatat antrean di disk, jadi permintaan Anda belum diterima. Periksa folder GAMBARKAN_HOME (mungkin disk penuh atau folder tidak bisa ditulisi).", "en": "The server cannot record its queue on disk, so the request was not accepted. Check the GAMBARKAN_HOME folder (full or not writable)."},
-    "not_implemented": {"id": "Fitur ini belum tersedia di gambarkan.", "en": "This feature is not available in gambarkan yet."},
     "not_found": {"id": "Data yang dicari tidak ada; mungkin sudah dihapus.", "en": "Nothing found; it may have been deleted."},
     "history_unavailable": {"id": "Riwayat tidak bisa dibuka saat ini.", "en": "The history cannot be opened right now."},
     "download_refused": {"id": "Unduhan itu ditolak demi keamanan.", "en": "That download was refused for safety."},
