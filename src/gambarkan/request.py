@@ -164,7 +164,7 @@ class GenerationRequest(BaseModel):
     resize_mode: Literal["just_resize", "crop_and_resize", "resize_and_fill"] = "just_resize"
     outpaint: Outpaint | None = None
     hires: Hires | None = None
-    controlnet: tuple[ControlUnit, ...] = ()  # ControlNet units (sd-webui-controlnet's fields)
+    controlnet: list[ControlUnit] = Field(default_factory=list)  # ControlNet units (sd-webui-controlnet's fields)
     ip_adapter: IPAdapterUnit | None = None  # a reference image (inputs.ip_adapter)
 
     def __init__(self, **data: Any) -> None:

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from gambarkan.errors import DiskFullError
+from gambarkan.errors import DiskFullError, InvalidRequestError
 from gambarkan.outputs.history import History
 from gambarkan.outputs.png import read_parameters
 from gambarkan.request import GenerationRequest
@@ -249,11 +249,11 @@ def test_disk_full_keeps_earlier_images_and_rows(
 def test_unwritable_output_folder_is_a_clear_error(engine, tiny_sd15_dir: Path, tmp_path: Path):
     blocker = tmp_path / "a-file"
     blocker.write_text("not a folder")
-    with pytest.raises(DiskFullError, match="cannot write to"):
+    with pytest.raises(InvalidRequestError, match="a part of the path is not a folder"):  # before any work
         engine.generate(
             GenerationRequest(prompt="x", model=str(tiny_sd15_dir), seed=1, out_dir=str(blocker / "sub"), **SMALL)
         )
     with History.open() as store:
         (row,) = store.search()
-    assert row["status"] == "failed" and "cannot write to" in row["error"] and row["paths"] == []
+    assert row["status"] == "failed" and "not a folder" in row["error"] and row["paths"] == []
     assert blocker.read_text() == "not a folder"

@@ -9,6 +9,7 @@ next request without control starts clean). ``call_kwargs`` are the pipeline arg
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -24,7 +25,7 @@ if TYPE_CHECKING:
 class ControlPlan:
     """The request's control units with their maps made, ready for the pipeline call."""
 
-    units: tuple[ControlUnit, ...]
+    units: Sequence[ControlUnit]
     maps: list[Image.Image]
     resolutions: list[int]
     notes: list[str] = field(default_factory=list)
@@ -67,7 +68,7 @@ def control_map(unit: ControlUnit, width: int, height: int) -> tuple[Image.Image
     return resize_image(made, width, height, unit.resize_mode), resolution
 
 
-def prepare(units: tuple[ControlUnit, ...], width: int, height: int) -> ControlPlan | None:
+def prepare(units: Sequence[ControlUnit], width: int, height: int) -> ControlPlan | None:
     """The control plan for a request (None without units): every map made now."""
     if not units:
         return None

@@ -15,7 +15,7 @@ from gambarkan.sampler_names import canonical_sampler
 
 if TYPE_CHECKING:  # types only: models never imports the engine at run time
     from gambarkan.config import Settings
-    from gambarkan.engine.generate import Plan
+    from gambarkan.plan import Plan
     from gambarkan.request import GenerationRequest
 
 __all__ = ["DEFAULT_PRESET", "ModelSpec", "get_package", "load_catalog", "resolve_request", "config_folder_for"]
