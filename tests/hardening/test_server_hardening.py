@@ -258,7 +258,9 @@ def test_out_of_memory_fails_one_job_cleanly_and_the_server_recovers(live) -> No
         assert calls["n"] >= 1
         assert 400 <= failed.status_code < 500, failed.text
         body = failed.json()
-        assert body["error"]["code"] == "out_of_memory" and "Traceback" not in failed.text
+        error = body["error"]
+        assert error["code"] == "device_out_of_memory" and error.get("kind", error["code"]) == "out_of_memory"
+        assert "Traceback" not in failed.text
         gc.collect()
         grown = psutil.Process().memory_info().rss - baseline
         assert grown < 64 * 2**20, f"memory grew by {grown / 2**20:.0f} MiB after the OOM"
